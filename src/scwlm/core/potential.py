@@ -1,0 +1,347 @@
+r"""Set-attention potential energy :math:`\Psi_\theta(x_1, \dots, x_N[, t])`.
+
+The network follows the paper (Guan, Atanackovic & Neklyudov, 2026, appendix C): every particle
+is embedded (its coordinates, optionally concatenated with a small time embedding), passed through
+``blocks`` pre-LayerNorm transformer blocks that attend over the whole set of particles, and mapped
+to a scalar; the population energy is the sum over particles,
+
+.. math::
+    \Psi_\theta(x_1, \dots, x_N) = \sum_i \phi_\theta(x_i \mid x_1, \dots, x_N),
+
+so that the force on particle :math:`j` is :math:`-\nabla_{x_j}\Psi_\theta` (Proposition 3.1 of the
+paper). There is no positional encoding, hence the forces are permutation-equivariant.
+
+Every parameter carries a leading *model* axis of size ``n_models``: ``E`` independent potentials
+are evaluated in the same kernels (batched ensembles). A single model is ``n_models=1``.
+
+Two ways of computing forces are provided and tested against each other:
+
+``"autograd"``
+    :math:`-\nabla_x \Psi` by reverse-mode autograd; training needs ``create_graph=True`` and thus
+    a double backward through attention. This is the reference path.
+``"analytic"``
+    the gradient written out as a forward formula (the backward pass of the network spelled out
+    with ordinary tensor operations). Training then only needs a first-order backward, and the
+    whole force computation is a plain graph that compilers can fuse.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["SetPotential", "DropoutMasks"]
+
+_SQRT1_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_LN_EPS = 1e-5
+
+
+def _uniform(shape: Sequence[int], bound: float, gen: torch.Generator | None) -> Tensor:
+    return (torch.rand(tuple(shape), generator=gen, dtype=torch.float64) * 2.0 - 1.0) * bound
+
+
+def _linear(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    """Batched ``x @ w.T + b`` for ``x (E, N, i)``, ``w (E, o, i)``, ``b (E, o)``."""
+    return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+
+
+def _layer_norm_stats(h: Tensor) -> tuple[Tensor, Tensor]:
+    mu = h.mean(-1, keepdim=True)
+    hc = h - mu
+    rstd = torch.rsqrt((hc * hc).mean(-1, keepdim=True) + _LN_EPS)
+    return hc * rstd, rstd
+
+
+def _layer_norm_backward(xhat: Tensor, rstd: Tensor, weight: Tensor, dy: Tensor) -> Tensor:
+    g = dy * weight.unsqueeze(1)
+    return rstd * (g - g.mean(-1, keepdim=True) - xhat * (g * xhat).mean(-1, keepdim=True))
+
+
+def _gelu_grad(u: Tensor) -> Tensor:
+    return 0.5 * (1.0 + torch.erf(u * _SQRT1_2)) + u * _INV_SQRT_2PI * torch.exp(-0.5 * u * u)
+
+
+@dataclass
+class DropoutMasks:
+    """Dropout masks of one force evaluation (already scaled by ``1 / (1 - p)``).
+
+    ``attention[b]`` multiplies the attention weights of block ``b`` (shape ``(E, heads, N, N)``),
+    ``hidden[b]`` the feed-forward activation (``(E, N, ffn)``) and ``output[b]`` the feed-forward
+    output (``(E, N, hidden)``), exactly where :class:`torch.nn.MultiheadAttention` and the
+    feed-forward ``nn.Dropout`` layers of the paper's network apply them.
+    """
+
+    attention: list[Tensor]
+    hidden: list[Tensor]
+    output: list[Tensor]
+
+
+class SetPotential(nn.Module):
+    """Permutation-invariant population potential energy with set attention.
+
+    Parameters
+    ----------
+    dim
+        Dimension ``d`` of the particles.
+    hidden, heads, blocks, ffn
+        Width of the token embedding, attention heads, number of transformer blocks and inner
+        width of the feed-forward layers (paper defaults 64, 4, 4, 512).
+    dropout
+        Dropout probability on attention weights and feed-forward layers (training only).
+    time_features
+        Size of the time embedding ``Linear(1, k) - SiLU - Linear(k, k)`` concatenated to every
+        particle; ``0`` disables time dependence.
+    n_models
+        Number of independent models evaluated together (ensemble axis ``E``).
+    generators
+        One :class:`torch.Generator` per model for the initialisation (defaults to the global RNG).
+        Model ``e`` is initialised from ``generators[e]`` alone, so a model of an ensemble equals
+        the model fitted alone with the same generator state.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = SetPotential(2, hidden=16, heads=2, blocks=1, ffn=32)
+    >>> x = torch.randn(1, 10, 2)
+    >>> net.forces(x).shape
+    torch.Size([1, 10, 2])
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        hidden: int = 64,
+        heads: int = 4,
+        blocks: int = 4,
+        ffn: int = 512,
+        dropout: float = 0.0,
+        time_features: int = 0,
+        n_models: int = 1,
+        generators: Sequence[torch.Generator | None] | None = None,
+    ) -> None:
+        super().__init__()
+        if hidden % heads:
+            raise ValueError(f"hidden={hidden} must be divisible by heads={heads}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+        self.dim, self.hidden, self.heads, self.n_blocks = int(dim), int(hidden), int(heads), int(blocks)
+        self.ffn, self.dropout, self.time_features, self.n_models = int(ffn), float(dropout), int(time_features), int(n_models)
+        if generators is None:
+            generators = [None] * self.n_models
+        if len(generators) != self.n_models:
+            raise ValueError(f"need {self.n_models} generators, got {len(generators)}")
+        per_model = [self._init_one(g) for g in generators]
+        for name in per_model[0]:
+            stacked = torch.stack([p[name] for p in per_model]).to(torch.get_default_dtype())
+            self.register_parameter(name, nn.Parameter(stacked))
+
+    # ------------------------------------------------------------------ initialisation
+    def _init_one(self, gen: torch.Generator | None) -> dict[str, Tensor]:
+        """Parameters of one model, drawn like PyTorch's ``nn.Linear`` / ``nn.MultiheadAttention``."""
+        H, d, k, f = self.hidden, self.dim, self.time_features, self.ffn
+        p: dict[str, Tensor] = {}
+        if k:
+            p["time_w1"] = _uniform((k, 1), 1.0, gen)
+            p["time_b1"] = _uniform((k,), 1.0, gen)
+            p["time_w2"] = _uniform((k, k), 1.0 / math.sqrt(k), gen)
+            p["time_b2"] = _uniform((k,), 1.0 / math.sqrt(k), gen)
+        p["in_w"] = _uniform((H, d + k), 1.0 / math.sqrt(d + k), gen)
+        p["in_b"] = _uniform((H,), 1.0 / math.sqrt(d + k), gen)
+        for b in range(self.n_blocks):
+            p[f"b{b}_ln1_w"] = torch.ones(H, dtype=torch.float64)
+            p[f"b{b}_ln1_b"] = torch.zeros(H, dtype=torch.float64)
+            p[f"b{b}_qkv_w"] = _uniform((3 * H, H), math.sqrt(6.0 / (4 * H)), gen)  # xavier_uniform
+            p[f"b{b}_qkv_b"] = torch.zeros(3 * H, dtype=torch.float64)
+            p[f"b{b}_out_w"] = _uniform((H, H), 1.0 / math.sqrt(H), gen)
+            p[f"b{b}_out_b"] = torch.zeros(H, dtype=torch.float64)
+            p[f"b{b}_ln2_w"] = torch.ones(H, dtype=torch.float64)
+            p[f"b{b}_ln2_b"] = torch.zeros(H, dtype=torch.float64)
+            p[f"b{b}_f1_w"] = _uniform((f, H), 1.0 / math.sqrt(H), gen)
+            p[f"b{b}_f1_b"] = _uniform((f,), 1.0 / math.sqrt(H), gen)
+            p[f"b{b}_f2_w"] = _uniform((H, f), 1.0 / math.sqrt(f), gen)
+            p[f"b{b}_f2_b"] = _uniform((H,), 1.0 / math.sqrt(f), gen)
+        p["head_w"] = _uniform((1, H), 1.0 / math.sqrt(H), gen)
+        p["head_b"] = _uniform((1,), 1.0 / math.sqrt(H), gen)
+        return p
+
+    def architecture(self) -> dict:
+        """Keyword arguments that rebuild this network (without its weights)."""
+        return dict(
+            dim=self.dim, hidden=self.hidden, heads=self.heads, blocks=self.n_blocks, ffn=self.ffn,
+            dropout=self.dropout, time_features=self.time_features, n_models=self.n_models,
+        )
+
+    def _p(self, name: str, block: int | None = None) -> Tensor:
+        return getattr(self, name if block is None else f"b{block}_{name}")
+
+    # ------------------------------------------------------------------ pieces
+    def _time_bias(self, t: Tensor | float | None, like: Tensor) -> Tensor:
+        """Input-layer bias ``(E, 1, H)`` including the time embedding, if any."""
+        b = self.in_b.unsqueeze(1)
+        if not self.time_features:
+            return b
+        if t is None:
+            raise ValueError("this potential has time features: pass the time t")
+        t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
+        t = t.reshape(-1, 1).expand(self.n_models, 1)  # (E, 1)
+        emb = F.silu(t * self.time_w1[..., 0] + self.time_b1)  # (E, k)
+        emb = torch.einsum("ek,ejk->ej", emb, self.time_w2) + self.time_b2  # (E, k)
+        w_t = self.in_w[:, :, self.dim:]  # (E, H, k)
+        return b + torch.einsum("ek,ehk->eh", emb, w_t).unsqueeze(1)
+
+    def _embed(self, x: Tensor, t: Tensor | float | None) -> Tensor:
+        return _linear(x, self.in_w[:, :, : self.dim], self._time_bias(t, x).squeeze(1))
+
+    def _split_heads(self, qkv: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        E, N, _ = qkv.shape
+        qkv = qkv.view(E, N, 3, self.heads, self.hidden // self.heads).permute(2, 0, 3, 1, 4)
+        return qkv[0], qkv[1], qkv[2]  # (E, heads, N, dh)
+
+    def _merge_heads(self, o: Tensor) -> Tensor:
+        E, nh, N, dh = o.shape
+        return o.permute(0, 2, 1, 3).reshape(E, N, nh * dh)
+
+    def _check(self, x: Tensor) -> None:
+        if x.ndim != 3 or x.shape[0] != self.n_models or x.shape[2] != self.dim:
+            raise ValueError(
+                f"expected particles of shape (n_models={self.n_models}, N, dim={self.dim}), got {tuple(x.shape)}"
+            )
+
+    # ------------------------------------------------------------------ energy
+    def energy(self, x: Tensor, t: Tensor | float | None = None, masks: DropoutMasks | None = None) -> Tensor:
+        """Per-particle energies ``(E, N)``; the potential is their sum over particles."""
+        self._check(x)
+        scale = 1.0 / math.sqrt(self.hidden // self.heads)
+        h = self._embed(x, t)
+        for b in range(self.n_blocks):
+            a = F.layer_norm(h, (self.hidden,)) * self._p("ln1_w", b).unsqueeze(1) + self._p("ln1_b", b).unsqueeze(1)
+            q, k, v = self._split_heads(_linear(a, self._p("qkv_w", b), self._p("qkv_b", b)))
+            P = torch.softmax((q * scale) @ k.transpose(-1, -2), dim=-1)
+            if masks is not None:
+                P = P * masks.attention[b]
+            h = h + _linear(self._merge_heads(P @ v), self._p("out_w", b), self._p("out_b", b))
+            c = F.layer_norm(h, (self.hidden,)) * self._p("ln2_w", b).unsqueeze(1) + self._p("ln2_b", b).unsqueeze(1)
+            g = F.gelu(_linear(c, self._p("f1_w", b), self._p("f1_b", b)))
+            if masks is not None:
+                g = g * masks.hidden[b]
+            f = _linear(g, self._p("f2_w", b), self._p("f2_b", b))
+            if masks is not None:
+                f = f * masks.output[b]
+            h = h + f
+        return _linear(h, self.head_w, self.head_b).squeeze(-1)
+
+    def forward(self, x: Tensor, t: Tensor | float | None = None, masks: DropoutMasks | None = None) -> Tensor:
+        """Total potential energy ``(E,)`` of each model's particle set ``x (E, N, d)``."""
+        return self.energy(x, t, masks).sum(-1)
+
+    # ------------------------------------------------------------------ forces
+    def forces(
+        self,
+        x: Tensor,
+        t: Tensor | float | None = None,
+        *,
+        masks: DropoutMasks | None = None,
+        create_graph: bool = False,
+        impl: str = "autograd",
+    ) -> Tensor:
+        """Forces :math:`-\\nabla_{x_j}\\Psi_\\theta` on every particle, shape ``(E, N, d)``.
+
+        With ``create_graph=True`` the result is differentiable with respect to the parameters
+        (and to ``x`` when ``x`` requires grad), as training needs.
+        """
+        if impl == "analytic":
+            if not create_graph:
+                with torch.no_grad():
+                    return self._forces_analytic(x, t, masks)
+            return self._forces_analytic(x, t, masks)
+        if impl != "autograd":
+            raise ValueError(f"unknown force implementation {impl!r}; use 'autograd' or 'analytic'")
+        with torch.enable_grad():
+            xr = x if (x.requires_grad and create_graph) else x.detach().requires_grad_(True)
+            (g,) = torch.autograd.grad(self.energy(xr, t, masks).sum(), xr, create_graph=create_graph)
+        return -g if create_graph else -g.detach()
+
+    def _forces_analytic(self, x: Tensor, t: Tensor | float | None, masks: DropoutMasks | None) -> Tensor:
+        self._check(x)
+        scale = 1.0 / math.sqrt(self.hidden // self.heads)
+        h = self._embed(x, t)
+        cache = []
+        for b in range(self.n_blocks):
+            xh1, r1 = _layer_norm_stats(h)
+            a = xh1 * self._p("ln1_w", b).unsqueeze(1) + self._p("ln1_b", b).unsqueeze(1)
+            q, k, v = self._split_heads(_linear(a, self._p("qkv_w", b), self._p("qkv_b", b)))
+            qs = q * scale
+            P = torch.softmax(qs @ k.transpose(-1, -2), dim=-1)
+            Pd = P * masks.attention[b] if masks is not None else P
+            o = Pd @ v
+            h = h + _linear(self._merge_heads(o), self._p("out_w", b), self._p("out_b", b))
+            xh2, r2 = _layer_norm_stats(h)
+            c = xh2 * self._p("ln2_w", b).unsqueeze(1) + self._p("ln2_b", b).unsqueeze(1)
+            u = _linear(c, self._p("f1_w", b), self._p("f1_b", b))
+            g = F.gelu(u)
+            if masks is not None:
+                g = g * masks.hidden[b]
+            f = _linear(g, self._p("f2_w", b), self._p("f2_b", b))
+            if masks is not None:
+                f = f * masks.output[b]
+            h = h + f
+            cache.append((xh1, r1, qs, k, v, P, Pd, o, xh2, r2, u))
+        E, N, _ = x.shape
+        dh = self.head_w.expand(E, N, self.hidden)  # dΨ/dh_L: the same row for every particle
+        for b in reversed(range(self.n_blocks)):
+            xh1, r1, qs, k, v, P, Pd, o, xh2, r2, u = cache[b]
+            df = dh * masks.output[b] if masks is not None else dh
+            dg = df @ self._p("f2_w", b)
+            if masks is not None:
+                dg = dg * masks.hidden[b]
+            dc = (dg * _gelu_grad(u)) @ self._p("f1_w", b)
+            dh = dh + _layer_norm_backward(xh2, r2, self._p("ln2_w", b), dc)
+            do = (dh @ self._p("out_w", b)).view(E, N, self.heads, -1).permute(0, 2, 1, 3)
+            dPd = do @ v.transpose(-1, -2)
+            dv = Pd.transpose(-1, -2) @ do
+            dP = dPd * masks.attention[b] if masks is not None else dPd
+            # softmax backward; sum_j P_ij dP_ij = do_i . o_i, with or without dropout
+            dS = P * (dP - (do * o).sum(-1, keepdim=True))
+            dq = (dS @ k) * scale
+            dk = dS.transpose(-1, -2) @ qs
+            dqkv = torch.stack((dq, dk, dv), dim=2).permute(0, 3, 2, 1, 4).reshape(E, N, 3 * self.hidden)
+            da = dqkv @ self._p("qkv_w", b)
+            dh = dh + _layer_norm_backward(xh1, r1, self._p("ln1_w", b), da)
+        return -(dh @ self.in_w[:, :, : self.dim])
+
+    # ------------------------------------------------------------------ dropout
+    def sample_masks(self, n: int, generators: Sequence[torch.Generator], device, dtype) -> DropoutMasks | None:
+        """Draw the dropout masks of one force evaluation, model ``e`` from ``generators[e]``."""
+        p = self.dropout
+        if p <= 0.0:
+            return None
+        keep, scale = 1.0 - p, 1.0 / (1.0 - p)
+
+        def draw(shape):
+            parts = [(torch.rand(shape, generator=g, device=device) < keep).to(dtype) * scale for g in generators]
+            return torch.stack(parts)
+
+        nb = self.n_blocks
+        return DropoutMasks(
+            attention=[draw((self.heads, n, n)) for _ in range(nb)],
+            hidden=[draw((n, self.ffn)) for _ in range(nb)],
+            output=[draw((n, self.hidden)) for _ in range(nb)],
+        )
+
+    # ------------------------------------------------------------------ ensembles
+    def select(self, index: int) -> "SetPotential":
+        """A single-model copy of model ``index`` of this ensemble."""
+        arch = self.architecture()
+        arch["n_models"] = 1
+        single = SetPotential(**arch, generators=[torch.Generator().manual_seed(0)])
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                getattr(single, name).copy_(p[index : index + 1])
+        return single.to(next(self.parameters()).device)
