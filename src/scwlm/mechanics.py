@@ -85,6 +85,8 @@ class Mechanics:
         net = result.evaluation_network().select(index)
         info = dict(result.info)
         info["seed"] = info.pop("seeds")[index]
+        info["blur"] = info["blur"][index]
+        info["diameter"] = info["diameter"][index]
         info.update(extra_info or {})
         hist = {k: v[:, index] for k, v in result.history.items()}
         return cls(net, result.friction.values()[index], config=config, dt=result.info["dt"], history=hist, info=info)
@@ -271,14 +273,13 @@ class Mechanics:
         raise ValueError(f"unknown protocol {protocol!r}; use 'forecast' or 'interpolate'")
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | os.PathLike) -> Path:
-        """Save to the directory ``path``: ``config.json`` and ``state.pt`` (safe ``torch.load``).
+    def to_state(self) -> dict[str, Any]:
+        """Everything needed to rebuild the model, as plain data.
 
-        ``state.pt`` holds only tensors, loadable with ``torch.load(..., weights_only=True)``; a
-        round trip through :func:`scwlm.load` reproduces rollouts bit for bit.
+        Returns a dict with ``"meta"`` (a JSON string: architecture, friction, dt, config, info),
+        ``"weights"`` (parameter name -> NumPy array) and ``"history"`` (name -> NumPy array).
+        This is the form :mod:`scwlm.tl` stores in ``adata.uns`` (it survives ``write_h5ad``).
         """
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
         meta = {
             "format": _FORMAT,
             "library": "scwlm",
@@ -289,10 +290,42 @@ class Mechanics:
             "info": _jsonable(self.info),
             "dtype": str(self.dtype).replace("torch.", ""),
         }
-        (path / "config.json").write_text(json.dumps(meta, indent=2))
-        state = {"network": {k: v.detach().cpu() for k, v in self.network.state_dict().items()}}
-        state["history"] = {k: torch.as_tensor(v) for k, v in self.history.items()}
-        torch.save(state, path / "state.pt")
+        weights = {k: v.detach().cpu().numpy().copy() for k, v in self.network.state_dict().items()}
+        history = {k: np.asarray(v, dtype=np.float64).copy() for k, v in self.history.items()}
+        return {"meta": json.dumps(meta), "weights": weights, "history": history}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], device: str | torch.device = "cpu") -> "Mechanics":
+        """Rebuild a model from :meth:`to_state` output (NumPy arrays or tensors)."""
+        try:
+            meta = json.loads(state["meta"]) if isinstance(state["meta"], (str, bytes)) else dict(state["meta"])
+            weights = state["weights"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a scwlm model state: {exc}") from None
+        if meta.get("library") != "scwlm" or int(meta.get("format", -1)) != _FORMAT:
+            raise ValueError("not a scwlm model state of a supported format")
+        dtype = getattr(torch, meta.get("dtype", "float32"))
+        net = SetPotential(**meta["architecture"], generators=[torch.Generator().manual_seed(0)]).to(dtype)
+        net.load_state_dict({k: torch.as_tensor(np.asarray(v)).to(dtype) for k, v in weights.items()})
+        history = {k: np.asarray(v, dtype=np.float64) for k, v in dict(state.get("history", {})).items()}
+        mech = cls(net, meta["friction"], config=WLMConfig.from_kwargs(**meta["config"]), dt=meta["dt"], history=history, info=meta["info"])
+        return mech.to(device)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save to the directory ``path``: ``config.json`` and ``state.pt`` (safe ``torch.load``).
+
+        ``state.pt`` holds only tensors, loadable with ``torch.load(..., weights_only=True)``; a
+        round trip through :func:`scwlm.load` reproduces rollouts bit for bit.
+        """
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = self.to_state()
+        (path / "config.json").write_text(json.dumps(json.loads(state["meta"]), indent=2))
+        tensors = {
+            "network": {k: torch.from_numpy(v) for k, v in state["weights"].items()},
+            "history": {k: torch.from_numpy(v) for k, v in state["history"].items()},
+        }
+        torch.save(tensors, path / "state.pt")
         return path
 
     @classmethod
@@ -302,16 +335,9 @@ class Mechanics:
         cfg_file, state_file = path / "config.json", path / "state.pt"
         if not cfg_file.is_file() or not state_file.is_file():
             raise FileNotFoundError(f"{path} is not a saved scwlm model (expected config.json and state.pt inside)")
-        meta = json.loads(cfg_file.read_text())
-        if meta.get("library") != "scwlm" or int(meta.get("format", -1)) != _FORMAT:
-            raise ValueError(f"{cfg_file} is not a scwlm model of a supported format")
-        state = torch.load(state_file, map_location="cpu", weights_only=True)
-        dtype = getattr(torch, meta.get("dtype", "float32"))
-        net = SetPotential(**meta["architecture"], generators=[torch.Generator().manual_seed(0)]).to(dtype)
-        net.load_state_dict(state["network"])
-        history = {k: v.numpy() for k, v in state.get("history", {}).items()}
-        mech = cls(net, meta["friction"], config=WLMConfig.from_kwargs(**meta["config"]), dt=meta["dt"], history=history, info=meta["info"])
-        return mech.to(device)
+        tensors = torch.load(state_file, map_location="cpu", weights_only=True)
+        state = {"meta": cfg_file.read_text(), "weights": tensors["network"], "history": tensors.get("history", {})}
+        return cls.from_state(state, device=device)
 
 
 def _jsonable(obj: Any) -> Any:

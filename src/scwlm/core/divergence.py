@@ -11,9 +11,19 @@ iteration are computed in a single batched call; the starting scale of the :math
 annealing (the *diameter*) is fixed once from the data, so no call needs a host synchronisation to
 measure it.
 
-Backends (chosen by problem size when ``backend="auto"``): GeomLoss ``"tensorized"`` (dense cost
-matrices) for small clouds, GeomLoss ``"online"`` (KeOps, no quadratic memory) for large ones when
-KeOps is available, else ``"tensorized"`` in chunks of the batch.
+Backends (chosen by problem size when ``backend="auto"``):
+
+``"tensorized"``
+    dense cost matrices; our implementation of GeomLoss' symmetric :math:`\varepsilon`-scaling
+    Sinkhorn loop (:func:`sinkhorn_tensorized`), which computes the four soft-min updates of an
+    iteration (:math:`x\to y`, :math:`y\to x`, :math:`x\to x`, :math:`y\to y`) of all ``B`` problems
+    in one fused log-sum-exp. It is tested to agree with GeomLoss (values and gradients).
+``"geomloss"``
+    GeomLoss' own ``"tensorized"`` backend (the reference path).
+``"online"``
+    GeomLoss with KeOps symbolic tensors: no quadratic memory, for large clouds (used by ``auto``
+    above about a gigabyte of dense cost matrices when KeOps is importable, else ``"tensorized"``
+    in chunks of the batch).
 """
 
 from __future__ import annotations
@@ -25,10 +35,16 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["SinkhornDivergence", "blur_heuristic", "point_cloud_diameter"]
+from ._imports import quiet_import
+
+__all__ = [
+    "SinkhornDivergence", "sinkhorn_tensorized", "epsilon_schedule", "blur_heuristic", "point_cloud_diameter",
+]
 
 #: dense cost matrices above this many bytes per batched call switch ``auto`` away from "tensorized"
 _TENSORIZED_BYTES = 1 << 30
+#: soft-min updates are evaluated in chunks of about this many matrix entries (cache-sized, reused buffer)
+_CHUNK_ELEMENTS = 1 << 20
 
 
 @functools.lru_cache(maxsize=1)
@@ -41,15 +57,133 @@ def _keops_available() -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=1)
-def _samples_loss_class():
-    # importing geomloss imports KeOps, which prints a CUDA notice on CPU-only machines
-    import contextlib
-    import io
+def _cost(x: Tensor, y: Tensor, p: int) -> Tensor:
+    """GeomLoss' ground cost ``|x - y|^p / p`` (same formula and clamping)."""
+    d2 = (x * x).sum(-1).unsqueeze(2) - 2 * torch.matmul(x, y.transpose(1, 2)) + (y * y).sum(-1).unsqueeze(1)
+    if p == 1:
+        return torch.sqrt(torch.clamp_min(d2, 1e-8))
+    return d2 / 2
 
-    with contextlib.redirect_stdout(io.StringIO()):
-        from geomloss import SamplesLoss
-    return SamplesLoss
+
+def epsilon_schedule(p: int, diameter: float, blur: float, scaling: float) -> list[float]:
+    """GeomLoss' annealing schedule: from ``diameter**p`` down to ``blur**p`` by factors ``scaling**p``."""
+    import numpy as np
+
+    return [diameter**p] + [float(np.exp(e)) for e in np.arange(p * np.log(diameter), p * np.log(blur), p * np.log(scaling))] + [blur**p]
+
+
+def _log_weights(w: Tensor) -> Tensor:
+    return torch.where(w > 0, w.clamp_min(1e-300).log(), torch.full_like(w, -100000.0))
+
+
+def _schedules(p: int, diameter, blur, scaling: float, B: int, dtype, device) -> tuple[Tensor, Tensor]:
+    """Per-problem annealing schedules, padded to a common length.
+
+    Returns ``eps (L + 1, B)`` (row 0 is the initial temperature ``diameter**p``; rows ``1..L`` the
+    loop temperatures, repeated at the end for problems with shorter schedules) and
+    ``active (L, B)`` (whether problem ``b`` still iterates at loop step ``s``).
+    """
+    import numpy as np
+
+    diam = np.broadcast_to(np.asarray(diameter, dtype=np.float64), (B,))
+    bl = np.broadcast_to(np.asarray(blur, dtype=np.float64), (B,))
+    cache: dict[tuple[float, float], list[float]] = {}
+    lists = [cache.setdefault((float(d), float(b)), epsilon_schedule(p, float(d), float(b), scaling)) for d, b in zip(diam, bl)]
+    L = max(len(e) for e in lists)
+    eps = np.empty((L + 1, B))
+    active = np.zeros((L, B), dtype=bool)
+    for j, e in enumerate(lists):
+        eps[0, j] = e[0]
+        eps[1 : len(e) + 1, j] = e
+        eps[len(e) + 1 :, j] = e[-1]
+        active[: len(e), j] = True
+    return torch.as_tensor(eps, dtype=dtype, device=device), torch.as_tensor(active, device=device)
+
+
+def sinkhorn_tensorized(
+    a: Tensor, x: Tensor, b: Tensor, y: Tensor, *, p: int, blur, scaling: float, diameter
+) -> Tensor:
+    r"""Debiased Sinkhorn divergences ``(B,)`` with dense cost matrices.
+
+    The same algorithm as GeomLoss' ``sinkhorn_tensorized`` / ``sinkhorn_loop`` (symmetric updates
+    with :math:`\varepsilon`-scaling, no gradient through the loop, one final extrapolation step
+    that carries the gradient; Feydy 2020, Alg. 3.5), with the four soft-min updates of every
+    iteration fused into one batched, cache-blocked log-sum-exp. ``blur`` and ``diameter`` may
+    differ between the ``B`` problems (each follows its own annealing schedule), so problems of
+    different models can share one call and still give what each would give alone.
+
+    Parameters
+    ----------
+    a, x, b, y
+        Weights ``(B, n)``, points ``(B, n, d)``, weights ``(B, m)``, points ``(B, m, d)``.
+    p, blur, scaling, diameter
+        Cost exponent, target blur (:math:`\varepsilon = \mathrm{blur}^p`; a float or ``B``
+        values), annealing ratio and starting scale (a float or ``B`` values).
+    """
+    B, n, m = x.shape[0], x.shape[1], y.shape[1]
+    eps_t, active = _schedules(p, diameter, blur, scaling, B, x.dtype, x.device)
+    a_log, b_log = _log_weights(a), _log_weights(b)
+    with torch.no_grad():
+        xd, yd = x.detach(), y.detach()
+        c_xy = _cost(xd, yd, p)
+        # the four problems of an iteration: x<-y (f_ba), y<-x (g_ab), x<-x (f_aa), y<-y (g_bb)
+        if n == m:
+            groups = [(torch.cat([c_xy, c_xy.transpose(1, 2), _cost(xd, xd, p), _cost(yd, yd, p)]), (0, 1, 2, 3))]
+        else:
+            groups = [(c_xy, (0,)), (c_xy.transpose(1, 2).contiguous(), (1,)), (_cost(xd, xd, p), (2,)), (_cost(yd, yd, p), (3,))]
+        del c_xy
+        work = torch.empty(min(max(1, _CHUNK_ELEMENTS // (n * m)), 4 * B) * max(n, m) ** 2, dtype=x.dtype, device=x.device)
+
+        def softmins(eps: Tensor, h: list[Tensor]) -> list[Tensor]:
+            """``-eps log sum_j exp(h_j - C_ij / eps)`` for the four problems; ``eps`` is ``(B,)``."""
+            out: list[Tensor] = [None] * 4  # type: ignore[list-item]
+            for C, kinds in groups:
+                hh = torch.cat([h[k] for k in kinds])  # (len(kinds) * B, cols)
+                e = eps.repeat(len(kinds))
+                neg_inv = (-1.0 / e).view(-1, 1, 1)
+                rows, cols = C.shape[1], C.shape[2]
+                res = torch.empty(C.shape[0], rows, dtype=C.dtype, device=C.device)
+                step = max(1, _CHUNK_ELEMENTS // (rows * cols))
+                for i in range(0, C.shape[0], step):
+                    j = min(i + step, C.shape[0])
+                    z = work[: (j - i) * rows * cols].view(j - i, rows, cols)
+                    torch.addcmul(hh[i:j].unsqueeze(1), C[i:j], neg_inv[i:j], out=z)
+                    mx = z.amax(-1, keepdim=True)
+                    z.sub_(mx).exp_()
+                    res[i:j] = (z.sum(-1).log_() + mx.squeeze(-1)).mul_(-e[i:j].unsqueeze(1))
+                for r, k in enumerate(kinds):
+                    out[k] = res[r * B : (r + 1) * B]
+            return out
+
+        f_ba, g_ab, f_aa, g_bb = softmins(eps_t[0], [b_log, a_log, a_log, b_log])
+        for s in range(active.shape[0]):
+            eps = eps_t[s + 1].unsqueeze(1)
+            ft_ba, gt_ab, ft_aa, gt_bb = softmins(
+                eps_t[s + 1], [b_log + g_ab / eps, a_log + f_ba / eps, a_log + f_aa / eps, b_log + g_bb / eps]
+            )
+            on = active[s].unsqueeze(1)
+            f_ba = torch.where(on, (f_ba + ft_ba) / 2, f_ba)
+            g_ab = torch.where(on, (g_ab + gt_ab) / 2, g_ab)
+            f_aa = torch.where(on, (f_aa + ft_aa) / 2, f_aa)
+            g_bb = torch.where(on, (g_bb + gt_bb) / 2, g_bb)
+        del groups, work
+    eps = eps_t[-1].view(-1, 1)
+
+    def softmin(cost: Tensor, h: Tensor) -> Tensor:
+        return -eps * torch.addcmul(h.unsqueeze(-2), cost, (-1.0 / eps).unsqueeze(-1)).logsumexp(-1)
+
+    # last extrapolation, with the gradient (GeomLoss' convention: the second argument is detached)
+    f_ba, g_ab, f_aa, g_bb = (
+        softmin(_cost(x, yd, p), b_log + g_ab / eps),
+        softmin(_cost(y, xd, p), a_log + f_ba / eps),
+        softmin(_cost(x, xd, p), a_log + f_aa / eps),
+        softmin(_cost(y, yd, p), b_log + g_bb / eps),
+    )
+    return (a * (f_ba - f_aa)).sum(1) + (b * (g_ab - g_bb)).sum(1)
+
+
+def _samples_loss_class():
+    return quiet_import("geomloss").SamplesLoss
 
 
 def blur_heuristic(
@@ -110,9 +244,10 @@ class SinkhornDivergence:
     scaling
         Ratio of successive blurs in the :math:`\varepsilon`-annealing (GeomLoss ``scaling``).
     diameter
-        Starting scale of the annealing; ``None`` lets GeomLoss measure it at every call.
+        Starting scale of the annealing; ``None`` lets GeomLoss measure it at every call (with a
+        host synchronisation), which rules out the ``"tensorized"`` backend.
     backend
-        ``"auto"``, ``"tensorized"`` or ``"online"``.
+        ``"auto"``, ``"tensorized"``, ``"geomloss"`` or ``"online"`` (see the module docstring).
 
     Examples
     --------
@@ -137,35 +272,42 @@ class SinkhornDivergence:
             raise ValueError(f"blur must be a positive number, got {blur}")
         if not 0 < scaling < 1:
             raise ValueError(f"scaling must lie in (0, 1), got {scaling}")
-        if backend not in ("auto", "tensorized", "online"):
-            raise ValueError(f"unknown backend {backend!r}; use 'auto', 'tensorized' or 'online'")
+        if diameter is not None and not (diameter > 0 and math.isfinite(diameter)):
+            raise ValueError(f"diameter must be a positive number or None, got {diameter}")
+        if backend not in ("auto", "tensorized", "geomloss", "online"):
+            raise ValueError(f"unknown backend {backend!r}; use 'auto', 'tensorized', 'geomloss' or 'online'")
         self.p, self.blur, self.scaling, self.diameter, self.backend = int(p), float(blur), float(scaling), diameter, backend
-        self._losses: dict[str, object] = {}
 
-    def _loss(self, backend: str):
-        if backend not in self._losses:
-            SamplesLoss = _samples_loss_class()
+    def _geomloss(self, backend: str, blur: float, diameter: float | None):
+        return _samples_loss_class()(
+            "sinkhorn", p=self.p, blur=blur, scaling=self.scaling, debias=True,
+            backend="tensorized" if backend == "geomloss" else backend, diameter=diameter,
+        )
 
-            self._losses[backend] = SamplesLoss(
-                "sinkhorn", p=self.p, blur=self.blur, scaling=self.scaling, debias=True,
-                backend=backend, diameter=self.diameter,
-            )
-        return self._losses[backend]
-
-    def choose_backend(self, batch: int, n: int, m: int, itemsize: int = 4) -> str:
+    def choose_backend(self, batch: int, n: int, m: int, itemsize: int = 4, fixed_diameter: bool = True) -> str:
         """The backend ``auto`` picks for ``batch`` problems of ``n`` against ``m`` points."""
         if self.backend != "auto":
             return self.backend
         dense = batch * (n + m) ** 2 * itemsize
         if dense <= _TENSORIZED_BYTES or not _keops_available():
-            return "tensorized"
+            return "tensorized" if fixed_diameter else "geomloss"
         return "online"
 
-    def __call__(self, x: Tensor, y: Tensor, a: Tensor | None = None, b: Tensor | None = None) -> Tensor:
+    def __call__(
+        self,
+        x: Tensor,
+        y: Tensor,
+        a: Tensor | None = None,
+        b: Tensor | None = None,
+        *,
+        blur: Sequence[float] | float | None = None,
+        diameter: Sequence[float] | float | None = None,
+    ) -> Tensor:
         """Divergences ``(B,)`` between clouds ``x (B, n, d)`` and ``y (B, m, d)``.
 
         ``a`` and ``b`` are optional weights ``(B, n)`` and ``(B, m)`` summing to one per row
-        (uniform by default); zero weights mark padding points.
+        (uniform by default); zero weights mark padding points. ``blur`` and ``diameter``
+        override the instance's values, possibly with one value per problem.
         """
         if x.ndim != 3 or y.ndim != 3 or x.shape[0] != y.shape[0] or x.shape[2] != y.shape[2]:
             raise ValueError(f"expected x (B, n, d) and y (B, m, d), got {tuple(x.shape)} and {tuple(y.shape)}")
@@ -175,11 +317,29 @@ class SinkhornDivergence:
             a = torch.full((B, n), 1.0 / n, dtype=x.dtype, device=x.device)
         if b is None:
             b = torch.full((B, m), 1.0 / m, dtype=y.dtype, device=y.device)
-        backend = self.choose_backend(B, n, m, x.element_size())
-        if backend == "tensorized" and self.backend == "auto" and B > 1:
-            per = (n + m) ** 2 * x.element_size()
-            chunk = max(1, _TENSORIZED_BYTES // per)
-            if chunk < B:
-                loss = self._loss("tensorized")
-                return torch.cat([loss(a[i : i + chunk], x[i : i + chunk], b[i : i + chunk], y[i : i + chunk]) for i in range(0, B, chunk)])
-        return self._loss(backend)(a, x, b, y)
+        blurs = [float(v) for v in (torch.as_tensor(self.blur if blur is None else blur, dtype=torch.float64).expand(B).tolist())]
+        diam = self.diameter if diameter is None else diameter
+        diams = None if diam is None else [float(v) for v in torch.as_tensor(diam, dtype=torch.float64).expand(B).tolist()]
+        backend = self.choose_backend(B, n, m, x.element_size(), fixed_diameter=diams is not None)
+        if backend == "tensorized" and diams is None:
+            raise ValueError("the 'tensorized' backend needs a fixed diameter")
+        chunk = B
+        if backend in ("tensorized", "geomloss") and self.backend == "auto":
+            chunk = max(1, _TENSORIZED_BYTES // ((n + m) ** 2 * x.element_size()))
+        out = []
+        for i in range(0, B, chunk):
+            j = min(B, i + chunk)
+            if backend == "tensorized":
+                out.append(sinkhorn_tensorized(
+                    a[i:j], x[i:j], b[i:j], y[i:j], p=self.p, blur=blurs[i:j], scaling=self.scaling, diameter=diams[i:j]
+                ))
+                continue
+            # GeomLoss takes one blur and diameter per call: group the problems that share them
+            keys = [(blurs[r], None if diams is None else diams[r]) for r in range(i, j)]
+            res = torch.empty(j - i, dtype=x.dtype, device=x.device)
+            for key in dict.fromkeys(keys):
+                rows = torch.tensor([r for r, k in enumerate(keys) if k == key], device=x.device)
+                sel = rows + i
+                res = res.index_copy(0, rows, self._geomloss(backend, *key)(a[sel], x[sel], b[sel], y[sel]))
+            out.append(res)
+        return out[0] if len(out) == 1 else torch.cat(out)

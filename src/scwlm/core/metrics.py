@@ -7,6 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ._imports import quiet_import
+
 __all__ = ["wasserstein1", "mean_se"]
 
 
@@ -36,8 +38,7 @@ def wasserstein1(x, y, *, num_iter_max: int = 10_000_000) -> float:
     >>> round(wasserstein1(np.zeros((3, 2)), np.ones((4, 2))), 6)
     1.414214
     """
-    import ot
-
+    ot = quiet_import("ot")
     x, y = _as_numpy(x), _as_numpy(y)
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
         raise ValueError(f"expected (n, d) and (m, d) arrays, got {x.shape} and {y.shape}")

@@ -214,14 +214,15 @@ def train(
     h = dt / cfg.substeps
     data = _TrainingData(tasks, h, device, dtype)
 
-    # --- loss scale: blur from the data (fixed generator: identical for identical data) and diameter
-    if cfg.blur is not None:
-        blur = float(cfg.blur)
-    else:
-        blurs = [blur_heuristic(t.snapshots.points, generator=torch.Generator().manual_seed(0)) for t in tasks]
-        blur = float(np.median(blurs))
-    diameter = point_cloud_diameter([p for t in tasks for p in t.snapshots.points])
-    loss_fn = SinkhornDivergence(p=cfg.p, blur=blur, scaling=cfg.scaling, diameter=diameter, backend=cfg.sinkhorn_backend)
+    # --- loss scale of every model, from its own data (a fixed generator: identical data give an
+    # identical blur, so an ensemble member matches its separate fit)
+    blurs = [
+        float(cfg.blur) if cfg.blur is not None
+        else blur_heuristic(t.snapshots.points, generator=torch.Generator().manual_seed(0))
+        for t in tasks
+    ]
+    diameters = [point_cloud_diameter(t.snapshots.points) for t in tasks]
+    loss_fn = SinkhornDivergence(p=cfg.p, blur=blurs[0], scaling=cfg.scaling, diameter=diameters[0], backend=cfg.sinkhorn_backend)
 
     # --- model, friction, optimiser, EMA, generators
     gens = [torch.Generator().manual_seed(int(t.seed)) for t in tasks]
@@ -266,7 +267,7 @@ def train(
         if start > n_iter:
             raise ValueError(f"the checkpoint is at iteration {start}, beyond n_iter={n_iter}")
 
-    info = dict(dt=dt, step=h, blur=blur, diameter=diameter, n_iter=n_iter, seeds=[int(t.seed) for t in tasks], dim=d)
+    info = dict(dt=dt, step=h, blur=blurs, diameter=diameters, n_iter=n_iter, seeds=[int(t.seed) for t in tasks], dim=d)
 
     def result() -> TrainResult:
         return TrainResult(
@@ -276,7 +277,7 @@ def train(
             dict(info),
         )
 
-    step_ctx = _IterationContext(cfg, net, friction, data, loss_fn, gens, dev_gens, device, dtype)
+    step_ctx = _IterationContext(cfg, net, friction, data, loss_fn, gens, dev_gens, device, dtype, blurs, diameters)
     sync_every = 1 if device.type == "cpu" else cfg.sync_every
     good = _snapshot_state(net, friction, ema)
     pending: list[tuple[Tensor, Tensor]] = []
@@ -335,8 +336,11 @@ def train(
 class _IterationContext:
     """Builds the loss of one iteration: sampling, rollout, batched Sinkhorn divergences."""
 
-    def __init__(self, cfg, net, friction, data, loss_fn, gens, dev_gens, device, dtype) -> None:
+    def __init__(self, cfg, net, friction, data, loss_fn, gens, dev_gens, device, dtype, blurs=None, diameters=None) -> None:
         self.cfg, self.net, self.friction, self.data, self.loss_fn = cfg, net, friction, data, loss_fn
+        E = len(gens)
+        self.blurs = list(blurs) if blurs is not None else [loss_fn.blur] * E
+        self.diameters = list(diameters) if diameters is not None else [loss_fn.diameter] * E
         self.gens, self.dev_gens, self.device, self.dtype = gens, dev_gens, device, dtype
         self.E = len(gens)
 
@@ -384,8 +388,11 @@ class _IterationContext:
         )
         at = dict(zip(record, positions))
         preds = torch.stack([at[data.index[e][k]][e] for e in range(E) for k in range(1, K[e] + 1)])
-        div = self.loss_fn(preds, torch.stack(targets))
-        owner = torch.tensor([e for e in range(E) for _ in range(K[e])], device=self.device)
+        owners = [e for e in range(E) for _ in range(K[e])]
+        div = self.loss_fn(
+            preds, torch.stack(targets), blur=[self.blurs[e] for e in owners], diameter=[self.diameters[e] for e in owners]
+        )
+        owner = torch.tensor(owners, device=self.device)
         sums = torch.zeros(E, dtype=div.dtype, device=self.device).index_add(0, owner, div)
         return sums / torch.tensor(K, dtype=div.dtype, device=self.device)
 

@@ -1,0 +1,146 @@
+"""Training (Algorithm 1): gradients, loss decrease, determinism, ensembles, checkpoints, divergence."""
+
+import numpy as np
+import pytest
+import torch
+
+import scwlm
+from scwlm.core.config import WLMConfig
+from scwlm.core.divergence import SinkhornDivergence
+from scwlm.core.snapshots import as_snapshots
+from scwlm.core.trainer import Task, _IterationContext, train
+
+from conftest import TINY
+
+
+def test_learnable_friction_receives_gradients(drifting):
+    snaps, times = drifting
+    cfg = WLMConfig(**TINY)
+    res = train([Task(as_snapshots(snaps, times), seed=0)], cfg, n_iter=1)
+    # the friction moved away from its initial value 1.0 (AdamW's first step is about lr = 1e-2 in log space)
+    assert abs(res.friction.values()[0] - 1.0) > 1e-3
+    # and its gradient is finite and non-zero on a fresh iteration
+    s = as_snapshots(snaps, times)
+    res2 = train([Task(s, seed=0)], cfg, n_iter=1)
+    ctx = _IterationContext(cfg, res2.network, res2.friction, *_ctx_args(s, cfg))
+    ctx.loss(0).sum().backward()
+    g = res2.friction.log_gamma.grad
+    assert g is not None and torch.isfinite(g).all() and float(g.abs().sum()) > 0
+
+
+def _ctx_args(s, cfg):
+    from scwlm.core.divergence import blur_heuristic, point_cloud_diameter
+    from scwlm.core.trainer import _TrainingData
+
+    data = _TrainingData([Task(s)], 1.0, torch.device("cpu"), torch.float32)
+    loss = SinkhornDivergence(p=cfg.p, blur=blur_heuristic(s.points), diameter=point_cloud_diameter(s.points))
+    return data, loss, [torch.Generator().manual_seed(0)], [torch.Generator().manual_seed(1)], torch.device("cpu"), torch.float32
+
+
+def test_fixed_friction_stays_fixed(drifting):
+    snaps, times = drifting
+    mech = scwlm.fit(snaps, times, friction=0.25, n_iter=3, **TINY)
+    assert mech.friction == pytest.approx(0.25)
+    assert np.allclose(mech.history["friction"], 0.25)
+
+
+def test_sinkhorn_loss_decreases_during_a_short_fit():
+    rng = np.random.default_rng(1)
+    x0 = rng.normal(size=(60, 2))
+    snaps = [x0, x0 + np.array([1.5, -0.5])]  # two snapshots: every iteration has the same horizon
+    mech = scwlm.fit(snaps, [0.0, 1.0], n_iter=60, lr=3e-3, **TINY)
+    loss = mech.history["loss"]
+    assert loss.shape == (60,)
+    assert loss[-10:].mean() < 0.5 * loss[:10].mean()
+
+
+def test_same_random_state_same_result_and_different_seed_differs(drifting):
+    snaps, times = drifting
+    kw = dict(n_iter=4, dropout=0.1, particles_per_batch=30, **TINY)
+    a = scwlm.fit(snaps, times, random_state=7, **kw)
+    b = scwlm.fit(snaps, times, random_state=7, **kw)
+    c = scwlm.fit(snaps, times, random_state=8, **kw)
+    assert np.array_equal(a.history["loss"], b.history["loss"])
+    ra = a.rollout(snaps[0], t0=0.0, times=[2.0])
+    assert np.array_equal(ra, b.rollout(snaps[0], t0=0.0, times=[2.0]))
+    assert not np.array_equal(ra, c.rollout(snaps[0], t0=0.0, times=[2.0]))
+
+
+def test_fit_does_not_touch_the_global_rng(drifting):
+    snaps, times = drifting
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    scwlm.fit(snaps, times, n_iter=2, dropout=0.1, **TINY)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_ensemble_equals_separate_fits(drifting):
+    snaps, times = drifting
+    kw = dict(n_iter=5, dropout=0.1, friction=["learnable", 0.5], **TINY)
+    ens = scwlm.fit(snaps, times, random_state=[3, 4], **kw)
+    assert isinstance(ens, scwlm.MechanicsEnsemble) and len(ens) == 2
+    for member, seed, fr in zip(ens, (3, 4), ("learnable", 0.5)):
+        alone = scwlm.fit(snaps, times, random_state=seed, **{**kw, "friction": fr})
+        assert np.allclose(member.history["loss"], alone.history["loss"], rtol=1e-4, atol=1e-6)
+        assert member.friction == pytest.approx(alone.friction, rel=1e-5)
+        assert np.allclose(member.rollout(snaps[0], t0=0.0, times=[2.0]), alone.rollout(snaps[0], t0=0.0, times=[2.0]), atol=1e-4)
+
+
+def test_fit_many_trains_one_model_per_dataset(drifting):
+    snaps, times = drifting
+    ens = scwlm.fit_many([(snaps, times), (snaps[:2], times[:2])], random_state=[0, 1], n_iter=3, **TINY)
+    alone = scwlm.fit(snaps[:2], times[:2], random_state=1, n_iter=3, **TINY)
+    assert np.allclose(ens[1].history["loss"], alone.history["loss"], rtol=1e-4, atol=1e-6)
+    assert ens[1].info["train_times"] == [0.0, 1.0]
+
+
+def test_checkpoint_resume_equals_uninterrupted_run(drifting, tmp_path):
+    snaps, times = drifting
+    ck = tmp_path / "ck.pt"
+    kw = dict(random_state=5, dropout=0.1, **TINY)
+    full = scwlm.fit(snaps, times, n_iter=6, **kw)
+    scwlm.fit(snaps, times, n_iter=3, checkpoint_every=3, checkpoint_path=str(ck), **kw)
+    assert ck.exists()
+    resumed = scwlm.fit(snaps, times, n_iter=6, resume=str(ck), **kw)
+    assert np.array_equal(full.history["loss"], resumed.history["loss"])
+    assert np.array_equal(full.rollout(snaps[0], t0=0.0, times=[2.0]), resumed.rollout(snaps[0], t0=0.0, times=[2.0]))
+    with pytest.raises(ValueError, match="other data"):
+        scwlm.fit([s + 1.0 for s in snaps], times, n_iter=6, resume=str(ck), **kw)
+    with pytest.raises(ValueError, match="other settings"):
+        scwlm.fit(snaps, times, n_iter=6, resume=str(ck), **{**kw, "lr": 1e-3})
+
+
+def test_non_finite_loss_stops_with_clear_error_and_keeps_last_good_weights(drifting, monkeypatch):
+    snaps, times = drifting
+    kw = dict(random_state=2, **TINY)
+    reference = scwlm.fit(snaps, times, n_iter=3, ema=None, **kw)
+    calls = {"n": 0}
+    original = SinkhornDivergence.__call__
+
+    def poisoned(self, *args, **kwargs):
+        calls["n"] += 1
+        out = original(self, *args, **kwargs)
+        return out * float("nan") if calls["n"] == 4 else out
+
+    monkeypatch.setattr(SinkhornDivergence, "__call__", poisoned)
+    with pytest.raises(scwlm.TrainingDivergedError, match="iteration 3") as err:
+        scwlm.fit(snaps, times, n_iter=10, ema=None, **kw)
+    kept = err.value.mechanics
+    assert err.value.iteration == 3
+    assert np.array_equal(kept.rollout(snaps[0], t0=0.0, times=[2.0]), reference.rollout(snaps[0], t0=0.0, times=[2.0]))
+
+
+def test_full_rollout_gradient_and_analytic_forces_train(drifting):
+    snaps, times = drifting
+    for extra in (dict(rollout_grad="full"), dict(force_impl="analytic"), dict(checkpoint_steps=True), dict(integrator="exponential")):
+        mech = scwlm.fit(snaps, times, n_iter=2, **TINY, **extra)
+        assert np.isfinite(mech.history["loss"]).all()
+
+
+def test_activation_checkpointing_gives_the_same_gradients(drifting):
+    snaps, times = drifting
+    a = scwlm.fit(snaps, times, n_iter=3, checkpoint_steps=False, **TINY)
+    b = scwlm.fit(snaps, times, n_iter=3, checkpoint_steps=True, **TINY)
+    assert np.allclose(a.history["loss"], b.history["loss"], rtol=1e-5)
+    assert np.allclose(a.rollout(snaps[0], t0=0.0, times=[2.0]), b.rollout(snaps[0], t0=0.0, times=[2.0]), atol=1e-5)
