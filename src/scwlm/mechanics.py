@@ -16,7 +16,7 @@ from .core.integrate import leapfrog
 from .core.potential import SetPotential
 from .core.protocols import forecast, interpolate
 from .core.snapshots import as_points, as_snapshots
-from .core.trainer import TrainResult, integration_schedule
+from .core.trainer import TrainResult
 
 __all__ = ["Mechanics", "MechanicsEnsemble", "load"]
 
@@ -169,7 +169,9 @@ class Mechanics:
             Non-decreasing times ``>= t0`` at which positions are returned.
         substeps
             Integrator steps per ``dt`` (default ``config.eval_substeps``, 5 as in the paper).
-            Gaps that are not whole multiples of the step are split into equal smaller steps.
+            The integration grid is ``t0 + k * dt / substeps``; an output time between two grid
+            points is reached by one partial step from the grid point before it (the trajectory
+            itself does not depend on which times are requested).
 
         Returns
         -------
@@ -194,22 +196,32 @@ class Mechanics:
             raise ValueError("times must be non-decreasing")
         if tt[0] < t0:
             raise ValueError(f"times must be >= t0={t0} (the model integrates forward), got {tt[0]}")
-        stations = np.unique(np.concatenate([[float(t0)], tt]))
-        steps, index = integration_schedule(torch.as_tensor(stations), self.dt / substeps)
-        where = {float(s): i for s, i in zip(stations, index)}
-        record = sorted(set(index))
+        # a uniform grid t0 + k h: requesting more output times never changes the others; a time
+        # between grid points is reached by one partial step from the grid point before it
+        h = self.dt / substeps
+        grid, branches = [], {}
+        for t in tt:
+            r = (t - float(t0)) / h
+            k = int(round(r)) if abs(r - round(r)) <= 1e-6 * max(1.0, r) else int(math.floor(r))
+            delta = 0.0 if abs(r - round(r)) <= 1e-6 * max(1.0, r) else float(t - float(t0) - k * h)
+            grid.append((k, delta))
+            if delta:
+                branches.setdefault(k, []).append(delta)
+        n = max(k for k, _ in grid)
+        record = sorted({k for k, d in grid if not d})
         net, impl, t_dep = self.network, self.config.force_impl, bool(self.network.time_features)
 
         def force(xx, t):
             return net.forces(xx, t if t_dep else None, impl=impl)
 
         with torch.no_grad():
-            pos, _, _ = leapfrog(
-                force, x, v, steps=torch.tensor(steps, dtype=self.dtype), gamma=self.friction, t0=float(t0),
-                scheme=self.config.integrator, record=record,
+            out = leapfrog(
+                force, x, v, steps=torch.full((n,), h, dtype=self.dtype), gamma=self.friction, t0=float(t0),
+                scheme=self.config.integrator, record=record, branches=branches or None,
             )
-        at = dict(zip(record, pos))
-        return np.stack([at[where[float(t)]][0].detach().cpu().numpy() for t in tt])
+        at = dict(zip(record, out[0]))
+        part = out[3] if branches else {}
+        return np.stack([(at[k] if not d else part[(k, d)])[0].detach().cpu().numpy() for k, d in grid])
 
     def _simulate(self, substeps):
         def simulate(x0, v0, t0, times):

@@ -92,7 +92,8 @@ def leapfrog(
     scheme: str = "paper",
     record: Sequence[int] | None = None,
     final_velocity: bool = False,
-) -> tuple[list[Tensor], Tensor, Tensor | None]:
+    branches: dict[int, Sequence[float]] | None = None,
+) -> tuple[list[Tensor], Tensor, Tensor | None] | tuple[list[Tensor], Tensor, Tensor | None, dict]:
     """Roll a particle system forward with the damped leapfrog.
 
     Parameters
@@ -113,12 +114,17 @@ def leapfrog(
         Step counts (``0..n``) at which positions are returned; default: every step.
     final_velocity
         Also return the velocity after the last step (costs one more force evaluation).
+    branches
+        ``{k: [delta, ...]}``: also return the positions reached by one partial step of size
+        ``delta`` from the state after ``k`` steps, without changing the main trajectory (used
+        for output times between grid points).
 
     Returns
     -------
-    positions, x, v
-        The recorded positions (in the order of ``record``), the final positions and the final
-        velocity (``None`` unless ``final_velocity``).
+    positions, x, v[, branch_positions]
+        The recorded positions (in the order of ``record``), the final positions, the final
+        velocity (``None`` unless ``final_velocity``) and, when ``branches`` is given, a dict
+        ``{(k, delta): positions}``.
 
     Examples
     --------
@@ -146,7 +152,19 @@ def leapfrog(
     t = torch.as_tensor(t0, dtype=x0.dtype, device=x0.device)
     x, v = x0, v0
     saved = {0: x} if 0 in wanted else {}
-    a = force(x, t) if n > 0 else None
+    branches = {int(k): [float(d) for d in ds] for k, ds in (branches or {}).items()}
+    if any(k < 0 or k > n for k in branches):
+        raise ValueError(f"branch points must lie in 0..{n}")
+    branch_out: dict[tuple[int, float], Tensor] = {}
+
+    def branch(k: int, x: Tensor, v: Tensor, a: Tensor) -> None:
+        for d in branches.get(k, []):
+            mb, cb = coef(torch.as_tensor(d, dtype=x0.dtype, device=x0.device))
+            branch_out[(k, d)] = x + d * (mb * v + cb * a)
+
+    a = force(x, t) if (n > 0 or 0 in branches) else None
+    if 0 in branches:
+        branch(0, x, v, a)
     for s in range(n):
         h = steps[s]
         m, c = coef(h)
@@ -156,9 +174,12 @@ def leapfrog(
         t = t + h
         if s + 1 in wanted:
             saved[s + 1] = x
-        if s == n - 1 and not final_velocity:
+        if s == n - 1 and not final_velocity and n not in branches:
             v = v_half  # the final velocity is not needed: skip the unused force evaluation
             break
         a = force(x, t)
         v = m * v_half + c * a
-    return [saved[r] for r in want], x, (v if final_velocity else None)
+        if s + 1 in branches:
+            branch(s + 1, x, v, a)
+    out = ([saved[r] for r in want], x, (v if final_velocity else None))
+    return out + (branch_out,) if branches else out
