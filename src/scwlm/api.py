@@ -155,8 +155,8 @@ def fit_many(
     Parameters
     ----------
     datasets
-        Sequence of ``(snapshots, times)`` or ``(snapshots, times, velocities)`` tuples (or dicts
-        with those keys), all of the same dimension.
+        Sequence of ``(snapshots, times)`` or ``(snapshots, times, velocities)`` tuples, dicts
+        with those keys, or :class:`scwlm.datasets.Dataset` objects, all of the same dimension.
     random_state, friction
         One value for all models or one per data set.
     n_iter, device, resume, **config
@@ -178,7 +178,9 @@ def fit_many(
         raise ValueError("datasets must be a non-empty sequence of (snapshots, times[, velocities])")
     snaps_list = []
     for i, ds in enumerate(datasets):
-        if isinstance(ds, dict):
+        if hasattr(ds, "astuple"):  # a scwlm.datasets.Dataset
+            args = tuple(ds.astuple())
+        elif isinstance(ds, dict):
             args = (ds.get("snapshots"), ds.get("times"), ds.get("velocities"))
         elif isinstance(ds, (tuple, list)) and len(ds) in (2, 3):
             args = tuple(ds) + ((None,) if len(ds) == 2 else ())

@@ -18,8 +18,8 @@ def _as_numpy(x) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
-def wasserstein1(x, y, *, num_iter_max: int = 10_000_000) -> float:
-    r"""Exact :math:`W_1` between two point clouds with uniform weights.
+def wasserstein1(x, y, *, x_weights=None, y_weights=None, num_iter_max: int = 10_000_000) -> float:
+    r"""Exact :math:`W_1` between two point clouds (uniform weights unless given).
 
     .. math::
         W_1(\hat\mu, \hat\nu) = \min_{\pi \in \Pi(\hat\mu, \hat\nu)} \sum_{ij} \pi_{ij}\, \|x_i - y_j\|_2,
@@ -31,6 +31,8 @@ def wasserstein1(x, y, *, num_iter_max: int = 10_000_000) -> float:
     ----------
     x, y
         Arrays ``(n, d)`` and ``(m, d)`` (NumPy or torch).
+    x_weights, y_weights
+        Optional non-negative weights (normalised to sum to one); uniform by default.
 
     Examples
     --------
@@ -47,9 +49,18 @@ def wasserstein1(x, y, *, num_iter_max: int = 10_000_000) -> float:
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         return math.inf
     M = ot.dist(x, y, metric="euclidean")
-    a = np.full(x.shape[0], 1.0 / x.shape[0])
-    b = np.full(y.shape[0], 1.0 / y.shape[0])
+    a = _weights(x_weights, x.shape[0], "x_weights")
+    b = _weights(y_weights, y.shape[0], "y_weights")
     return float(ot.emd2(a, b, M, numItermax=num_iter_max))
+
+
+def _weights(w, n: int, name: str) -> np.ndarray:
+    if w is None:
+        return np.full(n, 1.0 / n)
+    w = _as_numpy(w).reshape(-1)
+    if w.shape[0] != n or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"{name} must be {n} finite non-negative numbers with a positive sum")
+    return w / w.sum()
 
 
 def mean_se(values: Sequence[float]) -> tuple[float, float]:

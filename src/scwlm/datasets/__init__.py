@@ -15,7 +15,7 @@ known; checksummed; see :func:`data_path` and ``datasets/README.md``): :func:`oc
 from __future__ import annotations
 
 from ._dataset import Dataset
-from .boids import boids, boids_steering
+from .flocking import boids, boids_steering
 from .loaders import REGISTRY, cache_dir, data_path, dentate_gyrus, embryoid_body, ocean_vortex
 from .sde import GF_POTENTIALS, euler_maruyama, gf_potential, gradient_flow_sde
 from .synthetic import damped_oscillator_solution, harmonic_well

@@ -240,15 +240,19 @@ def _resolve(name: str, path: str | os.PathLike[str] | None, download: bool) -> 
 
 def _load_npz(path: Path, keys: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in keys if k not in f.files]
-            if missing:
-                raise ValueError(f"{path} lacks the keys {missing} (it has {sorted(f.files)})")
-            return {k: np.asarray(f[k]) for k in keys + optional if k in f.files}
-    except ValueError:
-        raise
-    except Exception as exc:  # zipfile.BadZipFile, OSError, pickle refusal, ...
+        f = np.load(path, allow_pickle=False)
+    except Exception as exc:  # not a zip/npy file, or a pickle we refuse to load
         raise ValueError(f"could not read {path} as an .npz archive: {exc}") from exc
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path} is a single .npy array, not an .npz archive with named arrays")
+    with f:
+        missing = [k for k in keys if k not in f.files]
+        if missing:
+            raise ValueError(f"{path} lacks the keys {missing} (it has {sorted(f.files)})")
+        try:
+            return {k: np.asarray(f[k]) for k in keys + optional if k in f.files}
+        except Exception as exc:  # truncated member, object array, ...
+            raise ValueError(f"could not read the arrays of {path}: {exc}") from exc
 
 
 # -- loaders -----------------------------------------------------------------------------------------
@@ -305,9 +309,11 @@ def ocean_vortex(
     if not (np.all(np.isfinite(pos)) and np.all(np.isfinite(vel))):
         raise ValueError(f"{p}: positions/velocities contain non-finite values")
     T = pos.shape[0]
-    meta: dict[str, Any] = {"name": f"ocean_vortex/{which}", "which": which, **prov,
-                            "citation": "HYCOM Gulf of Mexico reanalysis via Petrovic et al. 2025 (curly flow matching); "
-                                        "protocol of Guan, Atanackovic & Neklyudov (WLM)"}
+    meta: dict[str, Any] = {
+        "name": f"ocean_vortex/{which}", "which": which, **prov,
+        "citation": "HYCOM Gulf of Mexico reanalysis via Petrovic et al. 2025 (curly flow matching); "
+                    "protocol of Guan, Atanackovic & Neklyudov (WLM)",
+    }
     if which == "small":
         meta["holdout"] = [1, 3, 5, 7]
         meta["train"] = [0, 2, 4, 6, 8]
@@ -326,7 +332,7 @@ def embryoid_body(
     as_anndata: bool = False,
     path: str | os.PathLike[str] | None = None,
     download: bool = True,
-) -> "Dataset | AnnData":
+) -> Dataset | AnnData:
     """Embryoid body scRNA-seq time course (5 days) in PCA space with RNA velocity.
 
     Uses ``eb_velocity_v5.npz`` (16,819 cells; found like any registered file and downloaded if
@@ -381,17 +387,27 @@ def embryoid_body(
             prov.update(registry_name=_EB_SUBSET, sha256_verified=True, upstream="",
                         description=REGISTRY[_EB_SUBSET].description)
     else:
+        # local files first (the full file, then the subset); only then try to download the full file
         try:
-            p, prov = _resolve(_EB_FULL, None, download)
+            p, prov = _resolve(_EB_FULL, None, False)
         except FileNotFoundError as full_exc:
             try:
                 p, prov = _resolve(_EB_SUBSET, None, False)
             except FileNotFoundError as sub_exc:
-                raise FileNotFoundError(
-                    f"neither {_EB_FULL!r} nor its subset {_EB_SUBSET!r} is available.\n"
-                    f"{full_exc}\n{sub_exc}") from None
-            warnings.warn(f"{_EB_FULL} is not available; using the 2750-cell subset {p}. Results are not comparable with the paper's full-data "
-                          f"numbers (the standardisation is fitted on the subset).", UserWarning, stacklevel=2)
+                if not download:
+                    raise FileNotFoundError(
+                        f"neither {_EB_FULL!r} nor its subset {_EB_SUBSET!r} is available.\n"
+                        f"{full_exc}\n{sub_exc}") from None
+                try:
+                    p, prov = _resolve(_EB_FULL, None, True)
+                except FileNotFoundError as dl_exc:
+                    raise FileNotFoundError(
+                        f"neither {_EB_FULL!r} nor its subset {_EB_SUBSET!r} is available.\n"
+                        f"{dl_exc}\n{sub_exc}") from None
+        if prov["registry_name"] == _EB_SUBSET:
+            warnings.warn(f"{_EB_FULL} is not available; using the 2750-cell subset {p}. Results are not "
+                          f"comparable with the paper's full-data numbers (the standardisation is fitted on "
+                          f"the subset).", UserWarning, stacklevel=2)
     subset = prov["registry_name"] == _EB_SUBSET
 
     arrays = _load_npz(p, ("pcs", "pcs_delta", "sample_labels"), optional=("cell_index", "split"))
@@ -437,7 +453,7 @@ def embryoid_body(
 
 
 def _eb_anndata(pcs: np.ndarray, dpcs: np.ndarray, labels: np.ndarray, cell_index: np.ndarray,
-                split: np.ndarray | None, prov: dict[str, Any], subset: bool) -> "AnnData":
+                split: np.ndarray | None, prov: dict[str, Any], subset: bool) -> AnnData:
     import anndata as ad
     import pandas as pd
 
@@ -454,7 +470,7 @@ def _eb_anndata(pcs: np.ndarray, dpcs: np.ndarray, labels: np.ndarray, cell_inde
     return adata
 
 
-def dentate_gyrus(n_obs: int = 200) -> "AnnData":
+def dentate_gyrus(n_obs: int = 200) -> AnnData:
     """Dentate gyrus RNA-velocity data (La Manno et al. 2018): spliced/unspliced counts, two ages.
 
     Small cellrank test fixtures (scVelo-normalised layers ``spliced``, ``unspliced``, obs
@@ -487,4 +503,11 @@ def dentate_gyrus(n_obs: int = 200) -> "AnnData":
         raise ValueError(f"n_obs must be 100 or 200, got {n_obs!r}")
     import anndata as ad
 
-    return ad.read_h5ad(data_path(f"dentategyrus_cellrank_{n_obs}obs.h5ad"))
+    path = data_path(f"dentategyrus_cellrank_{n_obs}obs.h5ad")
+    with warnings.catch_warnings():
+        # the fixtures were written by an older anndata; reading them is fine, the warnings are noise
+        warnings.filterwarnings("ignore", message=".*without encoding metadata", module="anndata")
+        old_format = getattr(ad, "OldFormatWarning", None)
+        if old_format is not None:
+            warnings.filterwarnings("ignore", category=old_format)
+        return ad.read_h5ad(path)

@@ -58,6 +58,11 @@ def boids_steering(
     ValueError
         If ``x`` and ``v`` are not 2-D arrays of the same shape.
 
+    Notes
+    -----
+    Dense and vectorised: time and memory grow as ``n**2`` (a few ``n x n`` float64 matrices,
+    8 MB each for ``n = 1000``).
+
     Examples
     --------
     >>> import numpy as np
