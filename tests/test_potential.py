@@ -32,7 +32,7 @@ def test_forces_are_minus_gradient_of_the_energy():
     dx = torch.zeros_like(x)
     dx[0, 3, 1] = eps
     fd = (net(x + dx) - net(x - dx)) / (2 * eps)
-    assert abs(float(fd) + float(f[0, 3, 1])) < 1e-7
+    assert abs(float(fd.detach()) + float(f[0, 3, 1])) < 1e-7
 
 
 @pytest.mark.parametrize("dropout,time_features", [(0.0, 0), (0.2, 8)])
