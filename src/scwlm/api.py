@@ -170,8 +170,10 @@ def fit_many(
 
     Examples
     --------
-    >>> ens = scwlm.fit_many([(snaps[:3], [0, 1, 2]), (snaps, [0, 1, 2, 3])], n_iter=2, hidden=8,
-    ...                      heads=1, blocks=1, ffn=8, progress=False)  # doctest: +SKIP
+    >>> ens = scwlm.fit_many([(snaps[:2], [0, 1]), (snaps, [0, 1, 2])], n_iter=2, hidden=8,
+    ...                      heads=1, blocks=1, ffn=8, progress=False)
+    >>> [m.info["train_times"] for m in ens]
+    [[0.0, 1.0], [0.0, 1.0, 2.0]]
     """
     cfg = WLMConfig.from_kwargs(**config)
     if isinstance(datasets, (str, bytes)) or not isinstance(datasets, Sequence) or not datasets:

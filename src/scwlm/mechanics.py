@@ -38,6 +38,8 @@ class Mechanics:
 
     Attributes
     ----------
+    network
+        The :class:`~scwlm.core.potential.SetPotential` (EMA weights when EMA was on), in eval mode.
     config
         The :class:`~scwlm.WLMConfig` of the fit.
     dt
@@ -55,6 +57,8 @@ class Mechanics:
     >>> mech = scwlm.fit(snaps, [0.0, 1.0, 2.0], n_iter=3, hidden=8, heads=1, blocks=1, ffn=8, progress=False)
     >>> mech.rollout(snaps[0], t0=0.0, times=[1.0, 2.0]).shape
     (2, 30, 2)
+    >>> mech.history["loss"].shape
+    (3,)
     """
 
     def __init__(
@@ -104,14 +108,22 @@ class Mechanics:
 
     @property
     def device(self) -> torch.device:
+        """Device of the network's weights."""
         return next(self.network.parameters()).device
 
     @property
     def dtype(self) -> torch.dtype:
+        """Floating-point type of the network's weights."""
         return next(self.network.parameters()).dtype
 
     def to(self, device: str | torch.device) -> "Mechanics":
-        """Move the model to ``device`` (in place) and return it."""
+        """Move the model to ``device`` (in place) and return it.
+
+        Examples
+        --------
+        >>> mech.to("cpu").device.type
+        'cpu'
+        """
         self.network.to(_resolve_device(device))
         return self
 
@@ -137,14 +149,20 @@ class Mechanics:
 
         Examples
         --------
-        >>> mech.forces(np.zeros((4, 2))).shape  # doctest: +SKIP
-        (4, 2)
+        >>> mech.forces(snaps[0]).shape
+        (30, 2)
         """
         f = self.network.forces(self._tensor(x, "x"), self._time(t), impl=self.config.force_impl)
         return f[0].detach().cpu().numpy()
 
     def potential(self, x: Any, t: float | None = None) -> float:
-        """Population potential energy :math:`\\Psi_\\theta(x_1..x_n)` of the cloud ``x (n, d)``."""
+        """Population potential energy :math:`\\Psi_\\theta(x_1..x_n)` of the cloud ``x (n, d)``.
+
+        Examples
+        --------
+        >>> isinstance(mech.potential(snaps[0]), float)
+        True
+        """
         with torch.no_grad():
             return float(self.network(self._tensor(x, "x"), self._time(t))[0])
 
@@ -177,6 +195,12 @@ class Mechanics:
         -------
         numpy.ndarray
             Positions ``(len(times), n, d)``.
+
+        Examples
+        --------
+        >>> pred = mech.rollout(snaps[0], t0=0.0, times=[0.5, 1.0, 2.0])
+        >>> pred.shape
+        (3, 30, 2)
         """
         x = self._tensor(x0, "x0")
         v = torch.zeros_like(x) if v0 is None else self._tensor(v0, "v0")
@@ -264,6 +288,14 @@ class Mechanics:
         dict
             ``w1`` per time (forecast; NaN at ``t_0``) or per held-out index (interpolate),
             ``train_mean``/``train_se`` and ``test_mean``/``test_se``.
+
+        Examples
+        --------
+        >>> ev = mech.evaluate(snaps, [0.0, 1.0, 2.0], n_train=2)
+        >>> ev["train_indices"], ev["test_indices"]
+        ([1], [2])
+        >>> mech.evaluate(snaps, [0.0, 1.0, 2.0], protocol="interpolate", holdout=[1])["start"]
+        [0]
         """
         snaps = as_snapshots(snapshots, times, velocities)
         train_times = [float(t) for t in self.info.get("train_times", [])]
@@ -291,6 +323,15 @@ class Mechanics:
         Returns a dict with ``"meta"`` (a JSON string: architecture, friction, dt, config, info),
         ``"weights"`` (parameter name -> NumPy array) and ``"history"`` (name -> NumPy array).
         This is the form :mod:`scwlm.tl` stores in ``adata.uns`` (it survives ``write_h5ad``).
+
+        Examples
+        --------
+        >>> state = mech.to_state()
+        >>> sorted(state)
+        ['history', 'meta', 'weights']
+        >>> same = Mechanics.from_state(state)
+        >>> bool((same.rollout(snaps[0], t0=0.0, times=[1.0]) == mech.rollout(snaps[0], t0=0.0, times=[1.0])).all())
+        True
         """
         meta = {
             "format": _FORMAT,
@@ -308,7 +349,13 @@ class Mechanics:
 
     @classmethod
     def from_state(cls, state: dict[str, Any], device: str | torch.device = "cpu") -> "Mechanics":
-        """Rebuild a model from :meth:`to_state` output (NumPy arrays or tensors)."""
+        """Rebuild a model from :meth:`to_state` output (NumPy arrays or tensors).
+
+        Examples
+        --------
+        >>> Mechanics.from_state(mech.to_state()).friction == mech.friction
+        True
+        """
         try:
             meta = json.loads(state["meta"]) if isinstance(state["meta"], (str, bytes)) else dict(state["meta"])
             weights = state["weights"]
@@ -328,6 +375,13 @@ class Mechanics:
 
         ``state.pt`` holds only tensors, loadable with ``torch.load(..., weights_only=True)``; a
         round trip through :func:`scwlm.load` reproduces rollouts bit for bit.
+
+        Examples
+        --------
+        >>> import tempfile, os
+        >>> path = mech.save(os.path.join(tempfile.mkdtemp(), "model"))
+        >>> sorted(os.listdir(path))
+        ['config.json', 'state.pt']
         """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -342,7 +396,15 @@ class Mechanics:
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "Mechanics":
-        """Load a model saved with :meth:`save`."""
+        """Load a model saved with :meth:`save`.
+
+        Examples
+        --------
+        >>> import tempfile, os
+        >>> path = mech.save(os.path.join(tempfile.mkdtemp(), "model"))
+        >>> Mechanics.load(path).dt == mech.dt
+        True
+        """
         path = Path(path)
         cfg_file, state_file = path / "config.json", path / "state.pt"
         if not cfg_file.is_file() or not state_file.is_file():
@@ -372,14 +434,14 @@ class MechanicsEnsemble(list):
     Examples
     --------
     >>> ens = scwlm.fit(snaps, [0.0, 1.0, 2.0], random_state=[0, 1], n_iter=2, hidden=8, heads=1,
-    ...                 blocks=1, ffn=8, progress=False)  # doctest: +SKIP
-    >>> len(ens)  # doctest: +SKIP
-    2
+    ...                 blocks=1, ffn=8, progress=False)
+    >>> len(ens), len(ens.frictions)
+    (2, 2)
     """
 
     @property
     def frictions(self) -> list[float]:
-        """Friction of every member."""
+        """Friction of every member (one float per model)."""
         return [m.friction for m in self]
 
     def evaluate(self, *args, **kwargs) -> list[dict]:
@@ -392,7 +454,10 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> Mechani
 
     Examples
     --------
-    >>> mech.save("model_dir")  # doctest: +SKIP
-    >>> same = scwlm.load("model_dir")  # doctest: +SKIP
+    >>> import tempfile, os
+    >>> path = mech.save(os.path.join(tempfile.mkdtemp(), "model_dir"))
+    >>> same = scwlm.load(path)
+    >>> same.friction == mech.friction
+    True
     """
     return Mechanics.load(path, device=_resolve_device(device))

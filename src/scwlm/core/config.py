@@ -12,7 +12,7 @@ __all__ = ["WLMConfig"]
 
 @dataclass
 class WLMConfig:
-    """Settings of a WLM fit; defaults are the paper's (appendix C, ``ALGORITHM.md`` §1-3).
+    """Settings of a WLM fit; defaults are the paper's (appendix C of Guan et al., 2026).
 
     Potential network
         ``hidden`` (64), ``heads`` (4), ``blocks`` (4), ``ffn`` (512), ``dropout`` (0),
@@ -27,8 +27,9 @@ class WLMConfig:
         ``scaling`` (0.9), ``sinkhorn_backend`` (``"auto"``).
     Training
         ``lr`` (1e-4), ``weight_decay`` (1e-4), ``friction_lr`` (1e-2), ``horizon`` (largest rollout
-        horizon K; ``None`` = all training snapshots), ``horizon_ramp`` (iterations over which the
-        largest horizon grows linearly from 1; 0 = off), ``particles_per_batch`` (``None`` = all),
+        horizon K; ``None`` = all training snapshots), ``fixed_horizon`` (always roll out to the
+        largest horizon instead of sampling it; used by the speed benchmark), ``horizon_ramp``
+        (iterations over which the largest horizon grows linearly from 1; 0 = off), ``particles_per_batch`` (``None`` = all),
         ``ema`` (0.999; ``None`` disables), ``ema_warmup`` (use ``min(ema, (1+i)/(10+i))`` at
         iteration ``i``, which only matters for short runs), ``grad_clip`` (per-model norm;
         ``None`` = off), ``rollout_grad`` (``"detached"``: positions are detached before every
@@ -67,6 +68,7 @@ class WLMConfig:
     weight_decay: float = 1e-4
     friction_lr: float = 1e-2
     horizon: int | None = None
+    fixed_horizon: bool = False
     horizon_ramp: int = 0
     particles_per_batch: int | None = None
     ema: float | None = 0.999

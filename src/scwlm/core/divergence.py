@@ -172,14 +172,14 @@ def sinkhorn_tensorized(
     def softmin(cost: Tensor, h: Tensor) -> Tensor:
         return -eps * torch.addcmul(h.unsqueeze(-2), cost, (-1.0 / eps).unsqueeze(-1)).logsumexp(-1)
 
-    # last extrapolation, with the gradient (GeomLoss' convention: the second argument is detached)
-    f_ba, g_ab, f_aa, g_bb = (
-        softmin(_cost(x, yd, p), b_log + g_ab / eps),
-        softmin(_cost(y, xd, p), a_log + f_ba / eps),
-        softmin(_cost(x, xd, p), a_log + f_aa / eps),
-        softmin(_cost(y, yd, p), b_log + g_bb / eps),
-    )
-    return (a * (f_ba - f_aa)).sum(1) + (b * (g_ab - g_bb)).sum(1)
+    # last extrapolation, with the gradient (GeomLoss' convention: the second argument is detached);
+    # the y-side potentials carry a gradient only when y requires one (targets usually do not)
+    f_ba_new = softmin(_cost(x, yd, p), b_log + g_ab / eps)
+    f_aa_new = softmin(_cost(x, xd, p), a_log + f_aa / eps)
+    with torch.set_grad_enabled(torch.is_grad_enabled() and y.requires_grad):
+        g_ab_new = softmin(_cost(y, xd, p), a_log + f_ba / eps)
+        g_bb_new = softmin(_cost(y, yd, p), b_log + g_bb / eps)
+    return (a * (f_ba_new - f_aa_new)).sum(1) + (b * (g_ab_new - g_bb_new)).sum(1)
 
 
 def _samples_loss_class():

@@ -56,4 +56,5 @@ class Friction(nn.Module):
 
     @property
     def any_learnable(self) -> bool:
+        """Whether at least one model learns its friction."""
         return bool(self.learnable.any())

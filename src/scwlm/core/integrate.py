@@ -33,6 +33,7 @@ from torch import Tensor
 
 __all__ = ["step_coefficients", "leapfrog", "SCHEMES"]
 
+#: the available damping schemes (see the module docstring)
 SCHEMES = ("paper", "exponential")
 
 ForceFn = Callable[[Tensor, Tensor], Tensor]

@@ -69,10 +69,12 @@ class Snapshots:
 
     @property
     def dim(self) -> int:
+        """Dimension of the points."""
         return int(self.points[0].shape[1])
 
     @property
     def sizes(self) -> list[int]:
+        """Number of points of every snapshot."""
         return [int(p.shape[0]) for p in self.points]
 
     def __len__(self) -> int:

@@ -50,7 +50,10 @@ class TrainingDivergedError(FloatingPointError):
     iteration
         The iteration at which the non-finite value appeared.
     result
-        The :class:`TrainResult` holding the last good weights (before that iteration).
+        The :class:`~scwlm.core.trainer.TrainResult` holding the last good weights (before that
+        iteration).
+    mechanics
+        Set by :func:`scwlm.fit` / :func:`scwlm.fit_many`: the model(s) with those last good weights.
     """
 
     def __init__(self, message: str, iteration: int, result: "TrainResult") -> None:
@@ -166,6 +169,7 @@ def train(
     n_iter: int,
     device: torch.device | str = "cpu",
     resume: str | os.PathLike | None = None,
+    callback: Any = None,
 ) -> TrainResult:
     """Train one WLM model per task, all in one vectorised run.
 
@@ -182,6 +186,8 @@ def train(
     resume
         Path of a checkpoint written by an earlier call with ``checkpoint_every``; training
         continues from it up to ``n_iter`` and gives the same result as an uninterrupted run.
+    callback
+        Optional ``callback(iteration)`` called after every optimizer step (e.g. for timing).
 
     Returns
     -------
@@ -282,9 +288,7 @@ def train(
     good = _snapshot_state(net, friction, ema)
     pending: list[tuple[Tensor, Tensor]] = []
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=n_iter, initial=start, desc="WLM", disable=not cfg.progress, dynamic_ncols=True)
+    bar = _progress_bar(cfg.progress, n_iter, start)
     try:
         for it in range(start, n_iter):
             optimizer.zero_grad(set_to_none=True)
@@ -320,6 +324,8 @@ def train(
                 last = history["loss"][-1]
                 bar.set_postfix(loss=f"{float(np.mean(last)):.4g}", gamma=f"{float(np.mean(history['friction'][-1])):.4g}", refresh=False)
             bar.update(1)
+            if callback is not None:
+                callback(it)
             if cfg.checkpoint_every and (it + 1) % cfg.checkpoint_every == 0:
                 for lv, fv in pending:
                     history["loss"].append(lv.cpu().tolist())
@@ -331,6 +337,25 @@ def train(
     finally:
         bar.close()
     return result()
+
+
+class _NoBar:
+    def set_postfix(self, *args, **kwargs) -> None:
+        pass
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(enabled: bool, total: int, initial: int):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="WLM", dynamic_ncols=True)
 
 
 class _IterationContext:
@@ -354,7 +379,10 @@ class _IterationContext:
 
     def loss(self, it: int) -> Tensor:
         cfg, data, E = self.cfg, self.data, self.E
-        K = [int(torch.randint(1, self._horizon_cap(it, e) + 1, (1,), generator=self.gens[e])) for e in range(E)]
+        if cfg.fixed_horizon:
+            K = [self._horizon_cap(it, e) for e in range(E)]
+        else:
+            K = [int(torch.randint(1, self._horizon_cap(it, e) + 1, (1,), generator=self.gens[e])) for e in range(E)]
         n = min(
             min([cfg.particles_per_batch or math.inf] + [data.points[e][k].shape[0] for k in range(K[e] + 1)])
             for e in range(E)

@@ -37,7 +37,7 @@ class RegistryEntry(NamedTuple):
     """What scwlm knows about one data file."""
 
     url: str | None
-    """Where :func:`data_path` downloads it from (``None``: look-up only)."""
+    """Where :func:`~scwlm.datasets.data_path` downloads it from (``None``: look-up only)."""
     sha256: str | None
     """Expected SHA-256 hex digest (``None``: unknown, not verified)."""
     description: str
@@ -46,6 +46,7 @@ class RegistryEntry(NamedTuple):
 
 _WLM_RAW = "https://raw.githubusercontent.com/guanton/WLM/main/datasets/"
 
+#: every data file the loaders know: name -> (url, sha256, description)
 REGISTRY: Mapping[str, RegistryEntry] = MappingProxyType({
     "oceans_small_vortex.npz": RegistryEntry(
         _WLM_RAW + "oceans_with_v0.npz",
@@ -271,7 +272,7 @@ def ocean_vortex(
         Load this file instead of looking the registered one up (no checksum is enforced;
         ``meta["sha256_verified"]`` says whether it matches the registered digest).
     download
-        Passed to :func:`data_path`.
+        Passed to :func:`~scwlm.datasets.data_path`.
 
     Returns
     -------
@@ -288,7 +289,7 @@ def ocean_vortex(
         For an unknown ``which``, a checksum mismatch, or a file whose ``positions``/``velocities``
         are missing, not 3-D, or of different shapes.
     FileNotFoundError
-        If the file cannot be found or downloaded (see :func:`data_path`).
+        If the file cannot be found or downloaded (see :func:`~scwlm.datasets.data_path`).
 
     Examples
     --------

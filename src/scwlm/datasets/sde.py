@@ -11,6 +11,7 @@ from ._dataset import Dataset, _float, _int, _seed
 
 __all__ = ["GF_POTENTIALS", "gf_potential", "euler_maruyama", "gradient_flow_sde"]
 
+#: names of the five potentials of appendix C.1 (see :func:`gf_potential`)
 GF_POTENTIALS: tuple[str, ...] = ("bohachevsky", "oakley_ohagan", "quadratic", "styblinski_tang", "wavy_plateau")
 
 Array = np.ndarray

@@ -35,7 +35,7 @@ def animate(
     Parameters
     ----------
     frames_or_adata
-        A ``(T, n, d)`` array of predicted positions (e.g. :meth:`Mechanics.rollout` output), or an
+        A ``(T, n, d)`` array of predicted positions (e.g. :meth:`~scwlm.Mechanics.rollout` output), or an
         AnnData with a fit: then the frames are the rollout recorded by :func:`scwlm.tl.rollout`
         (``rollout_key``, default ``f"{key}_rollout"``; the start, then each target), or, with
         ``source`` and ``targets``, a rollout simulated without writing; observed cells of each

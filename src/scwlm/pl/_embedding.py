@@ -358,7 +358,7 @@ def rollout(
       :func:`holdout`.
     * plain arrays, in any 2-D basis: ``data`` = a list of observed ``(n_i, d)`` arrays (``None``
       for times without observations), ``predicted`` = a ``(T, n, d)`` array aligned with it (e.g.
-      :meth:`Mechanics.rollout` output with the start prepended), ``times`` = ``T`` values for the
+      :meth:`~scwlm.Mechanics.rollout` output with the start prepended), ``times`` = ``T`` values for the
       titles. Either of ``data`` / ``predicted`` may be ``None``.
 
     Parameters

@@ -86,7 +86,7 @@ def fit_mechanics(
         ``params``
             ``time_key``, ``basis``, ``n_dims``, ``velocity_key`` (``""`` for ``None``),
             ``velocity_source``, ``holdout`` (labels), ``friction`` (the argument), ``n_iter``,
-            ``random_state``, ``device``, ``engine_config`` (:meth:`WLMConfig.to_dict`, ``None``
+            ``random_state``, ``device``, ``engine_config`` (:meth:`~scwlm.WLMConfig.to_dict`, ``None``
             written as ``"None"``), ``time_labels`` / ``times`` (the mapping, sorted by time),
             ``time_kind``, ``n_cells`` per label, ``train_labels``.
         ``standardization``
@@ -95,7 +95,7 @@ def fit_mechanics(
         ``friction``, ``friction_history``, ``loss_history``
             Learned :math:`\gamma` and the training curves.
         ``model``
-            :meth:`Mechanics.to_state`: ``meta`` (JSON string: architecture, exact config,
+            :meth:`~scwlm.Mechanics.to_state`: ``meta`` (JSON string: architecture, exact config,
             friction, dt, info), ``weights`` (parameter name -> array) and ``history``.
         ``metrics`` (only with ``holdout``)
             Arrays aligned with ``holdout``: ``w1`` (WLM), ``w1_mccann``, ``w1_previous``,
@@ -105,7 +105,7 @@ def fit_mechanics(
     Notes
     -----
     **How the model is stored.** The network is kept as its parameter arrays plus a JSON string
-    (:meth:`Mechanics.to_state`) inside ``adata.uns``, not as a pickled object or a path to a
+    (:meth:`~scwlm.Mechanics.to_state`) inside ``adata.uns``, not as a pickled object or a path to a
     separate file: arrays and strings are native HDF5/Zarr types, so ``adata.write_h5ad`` /
     ``anndata.read_h5ad`` (and ``write_zarr``) round-trip them bit for bit (float32 weights stay
     float32), the file stays self-contained and safe to open (no pickle, no code execution), it

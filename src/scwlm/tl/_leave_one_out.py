@@ -71,7 +71,7 @@ def leave_one_out(
         it with ``pd.DataFrame(r["results"])[list(r["columns"])]``, ``r = adata.uns[key_added]``;
         h5ad sorts the keys), ``columns``, ``params`` (as in
         :func:`fit_mechanics`, with ``holdouts`` and ``seeds``), ``standardization``, ``models``
-        (one :meth:`Mechanics.to_state` per row, named ``f"holdout_{label}_seed_{seed}"``; see
+        (one :meth:`~scwlm.Mechanics.to_state` per row, named ``f"holdout_{label}_seed_{seed}"``; see
         :func:`get_mechanics` with ``holdout=``/``seed=``) and ``loss_history`` /
         ``friction_history`` (``(n_models, n_iter)``, rows in table order).
 

@@ -1,0 +1,1 @@
+"""Benchmarks: reproduction of the paper's tables (:mod:`benchmarks.reproduce`) and speed (:mod:`benchmarks.speed`)."""

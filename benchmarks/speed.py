@@ -1,0 +1,335 @@
+"""Training throughput and memory of one WLM iteration, ours next to the authors' code.
+
+Five workloads with the shapes and settings measured in ``shared/design/PERFORMANCE.md`` (fixed
+horizon k, float32, the paper's architecture of each workload; one iteration = rollout + Sinkhorn
+losses + backward + AdamW (+ EMA)). Synthetic data of those sizes: the cost of an iteration does not
+depend on the values.
+
+Usage
+-----
+.. code-block:: bash
+
+    python -m benchmarks.speed                               # all workloads, ours, CPU (or CUDA if present)
+    python -m benchmarks.speed --authors-src /path/to/WLM    # also the authors' code, same workloads, same run
+    python -m benchmarks.speed --ensemble 15                 # E = 15 models in one run vs one model (EB workload)
+    python -m benchmarks.speed --append docs/performance.md  # append the table with machine, date, commit
+
+Every measurement runs in its own subprocess so that the peak memory (CUDA max allocated, or the
+CPU peak resident set size) belongs to that measurement alone. Times are per iteration: median /
+min / max over ``--iters`` iterations after ``--warmup`` warm-up iterations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+#: workload -> shapes and settings (PERFORMANCE.md); times = training time grid, k = len(times) - 1
+WORKLOADS: dict[str, dict[str, Any]] = {
+    "oceans_small_interp": dict(
+        N=111, d=2, times=[0, 2, 4, 6, 8], dt=1.0, friction="learnable", friction_lr=1e-3,
+        config=dict(heads=1, hidden=256, ffn=64, time_features=16, weight_decay=1e-2, ema=0.9999, p=2),
+        reported=dict(h200=0.285, cpu=0.315, memory="0.16 GB (GPU)"),
+    ),
+    "eb_like": dict(
+        N=1024, d=5, times=[0, 1, 3, 4], dt=1.0, friction="learnable", friction_lr=1e-2,
+        config=dict(heads=4, hidden=64, ffn=256, dropout=0.1, p=1, blur=1.25, weight_decay=1e-3, ema=0.999),
+        reported=dict(h200=0.190, cpu=2.47, memory="2.0 GB (GPU)"),
+    ),
+    "gf_sde": dict(
+        N=1000, d=2, times=list(range(10)), dt=1.0, friction="learnable", friction_lr=1e-2,
+        config=dict(p=2, ema=0.999), reported=dict(h200=0.467, cpu=3.1, memory="2.5 GB (GPU) / 5 GB (CPU)"),
+    ),
+    "boids_k10": dict(
+        N=1000, d=2, times=list(range(11)), dt=1.0, friction=0.0, friction_lr=1e-2,
+        config=dict(p=1, ema=0.999), reported=dict(h200=0.382, cpu=3.3, memory="2.7 GB (GPU) / 5.6 GB (CPU)"),
+    ),
+    "boids_k49": dict(
+        N=1000, d=2, times=list(range(50)), dt=1.0, friction=0.0, friction_lr=1e-2,
+        config=dict(p=1, ema=0.999), reported=dict(h200=2.16, cpu=16.5, memory="13 GB (GPU) / ~25 GB (CPU, does not fit in 24 GB)"),
+    ),
+}
+
+
+def synthetic(w: dict, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Drifting, spreading Gaussian clouds of the workload's size (values do not affect the cost)."""
+    rng = np.random.default_rng(seed)
+    snaps = [rng.normal(size=(w["N"], w["d"])) * (1.0 + 0.05 * i) + 0.1 * i for i in range(len(w["times"]))]
+    return snaps, np.asarray(w["times"], dtype=float), rng.normal(size=(w["N"], w["d"])) * 0.1
+
+
+def _peak_memory(device) -> float:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def run_ours(name: str, iters: int, warmup: int, device: str, extra: dict, ensemble: int = 1) -> dict:
+    """Time our trainer on a workload (``ensemble`` models in one vectorised run)."""
+    import torch
+
+    from scwlm.core.config import WLMConfig
+    from scwlm.core.snapshots import as_snapshots
+    from scwlm.core.trainer import Task, train
+    from scwlm.mechanics import _resolve_device
+
+    w = WORKLOADS[name]
+    dev = _resolve_device(device)
+    snaps, times, v0 = synthetic(w)
+    s = as_snapshots(snaps, times, v0)
+    cfg = WLMConfig.from_kwargs(**{**w["config"], "friction_lr": w["friction_lr"], "dt": w["dt"], "fixed_horizon": True,
+                                   "progress": False, **extra})
+    friction = None if w["friction"] == "learnable" else float(w["friction"])
+    tasks = [Task(s, seed=i, friction=friction) for i in range(ensemble)]
+    stamps: list[float] = []
+
+    def tick(it: int) -> None:
+        _sync(dev)
+        stamps.append(time.perf_counter())
+
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    _sync(dev)
+    t0 = time.perf_counter()
+    train(tasks, cfg, n_iter=warmup + iters, device=dev, callback=tick)
+    per = np.diff([t0] + stamps)[warmup:]
+    return _summary(per, dev, name, "ours", extra, ensemble)
+
+
+def _summary(per: np.ndarray, dev, name: str, impl: str, extra: dict, ensemble: int) -> dict:
+    import torch
+
+    return {
+        "workload": name, "impl": impl, "ensemble": ensemble, "options": extra,
+        "median_s": float(np.median(per)), "min_s": float(per.min()), "max_s": float(per.max()), "iters": int(per.size),
+        "peak_gb": _peak_memory(dev), "device": str(dev),
+        "device_name": torch.cuda.get_device_name(0) if dev.type == "cuda" else _cpu_name(),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def run_authors(name: str, iters: int, warmup: int, device: str, src: str) -> dict:
+    """Time the authors' training loop (``train_rollout_anchor_p0_randk`` with ``fixed_k``) on a workload.
+
+    ``src`` is a checkout of github.com/guanton/WLM (nothing of it is part of this repository). Their
+    model, integrator (``leapfrog_auto``), loss (``compute_loss``, one GeomLoss call per marginal)
+    and loop are used unchanged; only EMA (kept in their ``train.py``, which needs wandb) is redone
+    here as the same state-dict update, and their unused ``dice`` module is stubbed.
+    """
+    import torch
+
+    sys.path.insert(0, os.path.abspath(src))
+    if "dice" not in sys.modules:
+        try:
+            import dice  # noqa: F401
+        except Exception:
+            stub = types.ModuleType("dice")
+            stub.get_s_derivatives = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("dice stub"))
+            sys.modules["dice"] = stub
+    from mechanics import BundleVelocityProvider  # type: ignore
+    from potential_energy_models import BatchedSimpleAttentionFlow, make_accel_from_potential  # type: ignore
+    from rollout import LearnableFriction, train_rollout_anchor_p0_randk  # type: ignore
+
+    from scwlm.core.divergence import blur_heuristic
+    from scwlm.mechanics import _resolve_device
+
+    w = WORKLOADS[name]
+    dev = _resolve_device(device)
+    snaps, times, v0 = synthetic(w)
+    c = w["config"]
+    torch.manual_seed(0)
+    model = BatchedSimpleAttentionFlow(
+        D=w["d"], hidden_dim=c.get("hidden", 64), num_flow_layers=c.get("blocks", 4), num_heads=c.get("heads", 4),
+        dropout=c.get("dropout", 0.0), use_time=bool(c.get("time_features", 0)), d_time=c.get("time_features", 16) or 16,
+        ffn_dim=c.get("ffn", 512),
+    ).to(dev)
+    X = torch.tensor(np.stack(snaps, 1)[None], dtype=torch.float32, device=dev)  # (1, N, T, d)
+    V = torch.zeros_like(X)
+    V[0, :, 0] = torch.tensor(v0, dtype=torch.float32)
+    tg = torch.tensor(times, dtype=torch.float32, device=dev)
+    groups: list[dict] = [{"params": model.parameters(), "lr": 1e-4, "weight_decay": c.get("weight_decay", 1e-4)}]
+    if w["friction"] == "learnable":
+        fr = LearnableFriction(1.0).to(dev)
+        groups.append({"params": [fr.theta], "lr": w["friction_lr"], "weight_decay": 0.0})
+        friction = fr
+    else:
+        friction = float(w["friction"])
+    opt = torch.optim.AdamW(groups)
+    blur = c.get("blur") or blur_heuristic([torch.tensor(s) for s in snaps], generator=torch.Generator().manual_seed(0))
+    accel = make_accel_from_potential(model, create_graph=True)
+    ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    decay = c.get("ema", 0.999)
+    stamps: list[float] = []
+
+    def ema_update(*_):
+        with torch.no_grad():
+            for k, v in model.state_dict().items():
+                if v.dtype.is_floating_point:
+                    ema[k].mul_(decay).add_(v, alpha=1.0 - decay)
+        _sync(dev)
+        stamps.append(time.perf_counter())
+
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    import contextlib
+    import io
+
+    _sync(dev)
+    t0 = time.perf_counter()
+    for _ in range(warmup + iters):
+        with contextlib.redirect_stdout(io.StringIO()):  # the loop prints a line per call
+            train_rollout_anchor_p0_randk(
+                X, tg, accel, opt, w["dt"], num_epochs=1, max_train_steps=len(times) - 1, substeps_per_dt=1,
+                kernel_blur=float(blur), particles_per_batch=None, vel_provider=BundleVelocityProvider(V, tg),
+                friction=friction, geom_p=c.get("p", 2), geom_scaling=0.9, epoch_callback=ema_update, fixed_k=True,
+            )
+    per = np.diff([t0] + stamps)[warmup:]
+    return _summary(per, dev, name, "authors", {}, 1)
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def _worker(args: argparse.Namespace) -> None:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    extra = json.loads(args.options or "{}")
+    if args.impl == "ours":
+        res = run_ours(args.worker, args.iters, args.warmup, args.device, extra, ensemble=args.ensemble)
+    else:
+        res = run_authors(args.worker, args.iters, args.warmup, args.device, args.authors_src)
+    print("RESULT " + json.dumps(res), flush=True)
+
+
+def _subprocess(name: str, impl: str, a: argparse.Namespace, options: dict | None = None, ensemble: int = 1, iters: int | None = None) -> dict | None:
+    cmd = [sys.executable, "-m", "benchmarks.speed", "--worker", name, "--impl", impl, "--iters", str(iters or a.iters),
+           "--warmup", str(a.warmup), "--device", a.device, "--ensemble", str(ensemble), "--options", json.dumps(options or {})]
+    if a.authors_src:
+        cmd += ["--authors-src", a.authors_src]
+    if a.threads:
+        cmd += ["--threads", str(a.threads)]
+    env = dict(os.environ)
+    if a.thp:
+        env.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parent.parent,
+                          timeout=a.timeout)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            res = json.loads(line[7:])
+            res["wall_s"] = time.perf_counter() - t0
+            return res
+    print(f"[speed] {impl} {name} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}", file=sys.stderr)
+    return None
+
+
+def table(results: list[dict], machine: dict) -> str:
+    lines = [
+        f"Measured {machine['date']} on {machine['cpu']} ({machine['cores']} cores, {machine['threads']} torch threads)"
+        f"{', GPU ' + machine['cuda'] if machine['cuda'] else ''}; torch {machine['torch']}; commit {machine['commit']}.",
+        f"Command: `{machine['command']}`", "",
+        "| workload | impl | device | median s/iter | min | max | peak memory (GB) | authors' code, same run | speed-up vs same run | reported (PERFORMANCE.md: H200 / 2-core CPU) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    authors = {r["workload"]: r for r in results if r["impl"] == "authors"}
+    for r in results:
+        if r["impl"] == "authors":
+            continue
+        rep = WORKLOADS[r["workload"]]["reported"]
+        a = authors.get(r["workload"])
+        label = r["impl"] + (f" (E={r['ensemble']})" if r["ensemble"] > 1 else "") + (f" {r['options']}" if r["options"] else "")
+        same = f"{a['median_s']:.3f} s/iter, {a['peak_gb']:.2f} GB" if a else "not run"
+        speed = f"{a['median_s'] / r['median_s']:.2f}x" if a else "–"
+        lines.append(
+            f"| {r['workload']} | {label} | {r['device']} | {r['median_s']:.3f} | {r['min_s']:.3f} | {r['max_s']:.3f} | {r['peak_gb']:.2f} | "
+            f"{same} | {speed} | {rep['h200']} / {rep['cpu']} s/iter; {rep['memory']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.split("\n")[0])
+    p.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
+    p.add_argument("--iters", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--authors-src", default=None, help="checkout of github.com/guanton/WLM to time their code too")
+    p.add_argument("--options", default=None, help="JSON dict of WLMConfig overrides for our runs, e.g. '{\"force_impl\": \"analytic\"}'")
+    p.add_argument("--ensemble", type=int, default=0, help="also time E models in one run on the eb_like workload")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--thp", action=argparse.BooleanOptionalAction, default=True,
+                   help="set THP_MEM_ALLOC_ENABLE=1 for the workers (large CPU tensors on huge pages; see docs/performance.md)")
+    p.add_argument("--timeout", type=float, default=3600)
+    p.add_argument("--append", default=None, help="append the table to this Markdown file")
+    p.add_argument("--json", default=None, help="also write the raw results as JSON")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--impl", default="ours", help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.worker:
+        _worker(a)
+        return 0
+    from .reproduce import machine_info
+
+    import torch
+
+    machine = machine_info()
+    machine["threads"] = a.threads or torch.get_num_threads()
+    machine["command"] = "python -m benchmarks.speed " + " ".join(sys.argv[1:] if argv is None else argv)
+    options = json.loads(a.options or "{}")
+    results = []
+    for name in a.workloads:
+        for impl in (["authors"] if a.authors_src else []) + ["ours"]:
+            res = _subprocess(name, impl, a, options if impl == "ours" else None)
+            if res:
+                results.append(res)
+                print(f"[speed] {name:20s} {impl:8s} median {res['median_s']:.3f} s/iter (min {res['min_s']:.3f}, max {res['max_s']:.3f}), "
+                      f"peak {res['peak_gb']:.2f} GB", flush=True)
+    if a.ensemble:
+        for E in (1, a.ensemble):
+            res = _subprocess("eb_like", "ours", a, options, ensemble=E)
+            if res:
+                results.append(res)
+                print(f"[speed] eb_like ensemble E={E}: median {res['median_s']:.3f} s/iter, peak {res['peak_gb']:.2f} GB", flush=True)
+    text = table(results, machine)
+    print(text)
+    if a.append:
+        with open(a.append, "a") as fh:
+            fh.write("\n" + text)
+    if a.json:
+        Path(a.json).write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
