@@ -74,10 +74,16 @@ _PAPER_SETTINGS: dict[str, dict[str, Any]] = {
 
 #: what the quick profile changes, per experiment (recorded with every quick result)
 QUICK_CHANGES: dict[str, dict[str, Any]] = {
-    "gf_sde": dict(n_iter=300, config=dict(lr=1e-3, particles_per_batch=256, hidden=32, ffn=128)),
+    # 20 models (5 SDEs x paired/unpaired x 2 variants) in one run: ~10 s/iter with 256 particles on 2 cores
+    "gf_sde": dict(n_iter=200, config=dict(lr=1e-3, particles_per_batch=128, hidden=32, ffn=128)),
     "oceans_interp": dict(n_iter=500, config=dict(lr=1e-3)),
-    "oceans_forecast": dict(n_iter=250, config=dict(lr=1e-3, particles_per_batch=128)),
-    "eb_loo": dict(n_iter=400, config=dict(lr=1e-3, particles_per_batch=256)),
+    # lr 1e-3 diverged (W1 ~ 1e2); 250 its: lr 1e-4 + wd 1e-2 (the authors' config file) from_t10 0.545,
+    # lr 3e-4 + friction_init 5 0.742, lr 3e-4 + grad_clip 1 0.410 (carry-forward 0.152: not beaten)
+    "oceans_forecast": dict(n_iter=250, config=dict(lr=3e-4, grad_clip=1.0, particles_per_batch=128)),
+    # friction_init 5: the learned gamma climbs from 1 towards the overdamped regime far slower than
+    # the quick budget allows (holdout 2, 400 its: init 1 -> gamma 1.9, W1 1.05; init 5 -> gamma 7.0,
+    # W1 0.90; init 20 -> gamma 24.8, W1 0.90; init 0.1 -> W1 1.27)
+    "eb_loo": dict(n_iter=800, config=dict(lr=2e-3, particles_per_batch=256, blur=0.5, dropout=0.0, friction_init=5.0)),
     "boids": dict(n_iter=300, config=dict(lr=1e-3, particles_per_batch=200, horizon_ramp=150)),
 }
 

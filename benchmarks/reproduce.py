@@ -129,6 +129,36 @@ def _m(values: list[float]) -> str:
     return "–" if v.size == 0 else f"{v.mean():.3f}"
 
 
+def targets(recs: list[dict]) -> list[str]:
+    """The quick-profile targets of the reproduction issue, checked on the latest results: WLM below
+    McCann on oceans interpolation (mean t2-t8) and on EB leave-one-out (mean over holdouts), and
+    below carrying the last training snapshot forward on the Boids and big-vortex (from t10) forecasts."""
+    recs = _latest(recs)
+    by = lambda exp: [r for r in recs if r["experiment"] == exp]  # noqa: E731
+    checks = []
+    rs = by("oceans_interp")
+    if rs:
+        checks.append(("oceans interpolation, mean t2–t8", [r["metrics"]["mean"] for r in rs], "McCann", [r["baselines"]["mccann_mean"] for r in rs]))
+    rs = by("eb_loo")
+    if rs:
+        seeds = sorted({r["seed"] for r in rs})
+        ours = [np.mean([r["metrics"]["w1"] for r in rs if r["seed"] == s]) for s in seeds]
+        base = [np.mean([r["baselines"]["mccann"] for r in rs if r["seed"] == s]) for s in seeds]
+        checks.append(("EB leave-one-out, mean over holdouts", ours, "McCann", base))
+    rs = by("boids")
+    if rs:
+        checks.append(("Boids forecast", [r["metrics"]["forecast"] for r in rs], "carry-forward", [r["baselines"]["carry_forward"] for r in rs]))
+    rs = by("oceans_forecast")
+    if rs:
+        checks.append(("big vortex forecast from t10", [r["metrics"]["from_t10"] for r in rs], "carry-forward", [r["baselines"]["carry_forward"] for r in rs]))
+    out = []
+    for name, ours, bname, base in checks:
+        o, b = float(np.mean(ours)), float(np.mean(base))
+        verdict = "**met**" if o < b else "**missed**"
+        out.append(f"- {name}: WLM {o:.3f} vs {bname} {b:.3f} (difference {o - b:+.4f}) — {verdict}")
+    return out
+
+
 def report(recs: list[dict], profile: str) -> str:
     """Markdown tables of the latest result of every (experiment, variant, seed)."""
     recs = _latest(recs)
@@ -142,6 +172,15 @@ def report(recs: list[dict], profile: str) -> str:
         if len(machines) > 1:
             lines.append("(Results come from more than one machine.)")
         lines.append("")
+        walls = {}
+        for r in recs:
+            walls[(r["experiment"], r["seed"])] = r.get("experiment_wall_s", 0.0)
+        if profile == "quick" and recs:
+            lines += [f"Training and evaluation of the latest runs took {sum(walls.values()) / 60:.0f} min in all "
+                      f"(per experiment and seed: " + ", ".join(f"{e} {w:.0f} s" for (e, _), w in sorted(walls.items())) + ").", ""]
+            checks = targets(recs)
+            if checks:
+                lines += ["Quick-profile targets (WLM must have the lower W1):", "", *checks, ""]
 
     rs = by("oceans_interp")
     if rs:

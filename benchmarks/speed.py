@@ -259,8 +259,8 @@ def table(results: list[dict], machine: dict) -> str:
         f"Measured {machine['date']} on {machine['cpu']} ({machine['cores']} cores, {machine['threads']} torch threads)"
         f"{', GPU ' + machine['cuda'] if machine['cuda'] else ''}; torch {machine['torch']}; commit {machine['commit']}.",
         f"Command: `{machine['command']}`", "",
-        "| workload | impl | device | median s/iter | min | max | peak memory (GB) | authors' code, same run | speed-up vs same run | reported (PERFORMANCE.md: H200 / 2-core CPU) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| workload | impl | device | iters | median s/iter | min | max | peak memory (GB) | authors' code, same run | speed-up vs same run | reported (PERFORMANCE.md: H200 / 2-core CPU) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     authors = {r["workload"]: r for r in results if r["impl"] == "authors"}
     for r in results:
@@ -269,10 +269,10 @@ def table(results: list[dict], machine: dict) -> str:
         rep = WORKLOADS[r["workload"]]["reported"]
         a = authors.get(r["workload"])
         label = r["impl"] + (f" (E={r['ensemble']})" if r["ensemble"] > 1 else "") + (f" {r['options']}" if r["options"] else "")
-        same = f"{a['median_s']:.3f} s/iter, {a['peak_gb']:.2f} GB" if a else "not run"
+        same = f"{a['median_s']:.3f} s/iter ({a['iters']} its), {a['peak_gb']:.2f} GB" if a else "not run"
         speed = f"{a['median_s'] / r['median_s']:.2f}x" if a else "–"
         lines.append(
-            f"| {r['workload']} | {label} | {r['device']} | {r['median_s']:.3f} | {r['min_s']:.3f} | {r['max_s']:.3f} | {r['peak_gb']:.2f} | "
+            f"| {r['workload']} | {label} | {r['device']} | {r['iters']} | {r['median_s']:.3f} | {r['min_s']:.3f} | {r['max_s']:.3f} | {r['peak_gb']:.2f} | "
             f"{same} | {speed} | {rep['h200']} / {rep['cpu']} s/iter; {rep['memory']} |"
         )
     return "\n".join(lines) + "\n"
@@ -286,18 +286,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--authors-src", default=None, help="checkout of github.com/guanton/WLM to time their code too")
     p.add_argument("--options", default=None, help="JSON dict of WLMConfig overrides for our runs, e.g. '{\"force_impl\": \"analytic\"}'")
+    p.add_argument("--authors-iters", type=int, default=None, help="iterations for the authors' code (default: --iters)")
+    p.add_argument("--authors-workloads", nargs="+", default=None, choices=list(WORKLOADS),
+                   help="workloads to time the authors' code on (default: all; on CPU all but boids_k49, which "
+                        "needs about 25 GB there according to PERFORMANCE.md)")
     p.add_argument("--ensemble", type=int, default=0, help="also time E models in one run on the eb_like workload")
+    p.add_argument("--ensemble-iters", type=int, default=None, help="iterations for the ensemble runs (default: --iters)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--thp", action=argparse.BooleanOptionalAction, default=True,
                    help="set THP_MEM_ALLOC_ENABLE=1 for the workers (large CPU tensors on huge pages; see docs/performance.md)")
     p.add_argument("--timeout", type=float, default=3600)
     p.add_argument("--append", default=None, help="append the table to this Markdown file")
-    p.add_argument("--json", default=None, help="also write the raw results as JSON")
+    p.add_argument("--json", default=None, help="also write the raw results as JSON (rewritten after every measurement)")
+    p.add_argument("--render", nargs="+", default=None, metavar="JSON",
+                   help="only render the table of earlier runs saved with --json (several files are merged)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--impl", default="ours", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.worker:
         _worker(a)
+        return 0
+    if a.render:
+        runs = [json.loads(Path(f).read_text()) for f in a.render]
+        machine = dict(runs[0]["machine"])
+        machine["command"] = "; ".join(r["machine"]["command"] for r in runs)
+        text = table([res for r in runs for res in r["results"]], machine)
+        print(text)
+        if a.append:
+            with open(a.append, "a") as fh:
+                fh.write("\n" + text)
         return 0
     from .reproduce import machine_info
 
@@ -308,16 +325,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine["command"] = "python -m benchmarks.speed " + " ".join(sys.argv[1:] if argv is None else argv)
     options = json.loads(a.options or "{}")
     results = []
+    authors_on = a.authors_workloads
+    if authors_on is None:
+        cuda = a.device == "cuda" or (a.device == "auto" and torch.cuda.is_available())
+        authors_on = list(WORKLOADS) if cuda else [w for w in WORKLOADS if w != "boids_k49"]
     for name in a.workloads:
-        for impl in (["authors"] if a.authors_src else []) + ["ours"]:
-            res = _subprocess(name, impl, a, options if impl == "ours" else None)
+        for impl in (["authors"] if a.authors_src and name in authors_on else []) + ["ours"]:
+            iters = a.authors_iters if impl == "authors" else None
+            res = _subprocess(name, impl, a, options if impl == "ours" else None, iters=iters)
             if res:
                 results.append(res)
+                if a.json:
+                    Path(a.json).write_text(json.dumps({"machine": machine, "results": results}, indent=2))
                 print(f"[speed] {name:20s} {impl:8s} median {res['median_s']:.3f} s/iter (min {res['min_s']:.3f}, max {res['max_s']:.3f}), "
                       f"peak {res['peak_gb']:.2f} GB", flush=True)
     if a.ensemble:
         for E in (1, a.ensemble):
-            res = _subprocess("eb_like", "ours", a, options, ensemble=E)
+            res = _subprocess("eb_like", "ours", a, options, ensemble=E, iters=a.ensemble_iters)
             if res:
                 results.append(res)
                 print(f"[speed] eb_like ensemble E={E}: median {res['median_s']:.3f} s/iter, peak {res['peak_gb']:.2f} GB", flush=True)

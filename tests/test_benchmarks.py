@@ -48,6 +48,21 @@ def test_speed_worker_times_our_iteration():
     assert "oceans_small_interp" in text
 
 
+def test_speed_render_merges_saved_runs(tmp_path, capsys):
+    machine = {"date": "d", "cpu": "c", "cores": 2, "threads": 2, "cuda": None, "torch": "t", "commit": "x"}
+    row = {"workload": "boids_k10", "impl": "ours", "device": "cpu", "iters": 3, "median_s": 2.0, "min_s": 1.0,
+           "max_s": 3.0, "peak_gb": 1.5, "ensemble": 1, "options": {}}
+    files = []
+    for i, extra in enumerate(([dict(row, impl="authors", median_s=8.0)], [row])):
+        f = tmp_path / f"run{i}.json"
+        f.write_text(json.dumps({"machine": dict(machine, command=f"cmd{i}"), "results": extra}))
+        files.append(str(f))
+    page = tmp_path / "perf.md"
+    assert speed.main(["--render", *files, "--append", str(page)]) == 0
+    text = page.read_text()
+    assert "cmd0; cmd1" in text and "| 4.00x |" in text and "| 3 |" in text
+
+
 @pytest.mark.skipif(not os.environ.get("SCWLM_AUTHORS_SRC"), reason="set SCWLM_AUTHORS_SRC to a checkout of guanton/WLM")
 def test_speed_worker_times_the_authors_code():
     res = speed.run_authors("oceans_small_interp", iters=1, warmup=1, device="cpu", src=os.environ["SCWLM_AUTHORS_SRC"])
