@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -129,22 +129,38 @@ def _m(values: list[float]) -> str:
     return "–" if v.size == 0 else f"{v.mean():.3f}"
 
 
+def _of(recs: list[dict], experiment: str) -> list[dict]:
+    return [r for r in recs if r["experiment"] == experiment]
+
+
+def _seeds(rs: list[dict]) -> list[int]:
+    return sorted({r["seed"] for r in rs})
+
+
+def _per_seed(rs: list[dict], get: Callable[[dict], float]) -> list[float]:
+    """Per seed, the mean of ``get(record)`` over that seed's records (e.g. over EB holdouts)."""
+    return [float(np.mean([get(r) for r in rs if r["seed"] == s])) for s in _seeds(rs)]
+
+
+def _heading(title: str, rs: list[dict], cost: str | None = None) -> str:
+    cost = cost or f"{np.mean([r['wall_s'] for r in rs]):.0f} s per model"
+    return f"### {title} — seeds {_seeds(rs)}, {rs[0]['n_iter']} iterations, {cost}"
+
+
 def targets(recs: list[dict]) -> list[str]:
     """The quick-profile targets of the reproduction issue, checked on the latest results: WLM below
     McCann on oceans interpolation (mean t2-t8) and on EB leave-one-out (mean over holdouts), and
     below carrying the last training snapshot forward on the Boids and big-vortex (from t10) forecasts."""
     recs = _latest(recs)
-    by = lambda exp: [r for r in recs if r["experiment"] == exp]  # noqa: E731
+    by = lambda exp: _of(recs, exp)  # noqa: E731
     checks = []
     rs = by("oceans_interp")
     if rs:
         checks.append(("oceans interpolation, mean t2–t8", [r["metrics"]["mean"] for r in rs], "McCann", [r["baselines"]["mccann_mean"] for r in rs]))
     rs = by("eb_loo")
     if rs:
-        seeds = sorted({r["seed"] for r in rs})
-        ours = [np.mean([r["metrics"]["w1"] for r in rs if r["seed"] == s]) for s in seeds]
-        base = [np.mean([r["baselines"]["mccann"] for r in rs if r["seed"] == s]) for s in seeds]
-        checks.append(("EB leave-one-out, mean over holdouts", ours, "McCann", base))
+        checks.append(("EB leave-one-out, mean over holdouts", _per_seed(rs, lambda r: r["metrics"]["w1"]), "McCann",
+                       _per_seed(rs, lambda r: r["baselines"]["mccann"])))
     rs = by("boids")
     if rs:
         checks.append(("Boids forecast", [r["metrics"]["forecast"] for r in rs], "carry-forward", [r["baselines"]["carry_forward"] for r in rs]))
@@ -163,7 +179,7 @@ def report(recs: list[dict], profile: str) -> str:
     """Markdown tables of the latest result of every (experiment, variant, seed)."""
     recs = _latest(recs)
     lines: list[str] = []
-    by = lambda exp: [r for r in recs if r["experiment"] == exp]  # noqa: E731
+    by = lambda exp: _of(recs, exp)  # noqa: E731
     machines = {json.dumps({k: r["machine"][k] for k in ("cpu", "cores", "cuda", "torch")}, sort_keys=True) for r in recs}
     if recs:
         m = recs[0]["machine"]
@@ -184,9 +200,7 @@ def report(recs: list[dict], profile: str) -> str:
 
     rs = by("oceans_interp")
     if rs:
-        seeds = sorted({r["seed"] for r in rs})
-        lines += [f"### Ocean vortex, interpolation (Table 2) — seeds {seeds}, {rs[0]['n_iter']} iterations, "
-                  f"{np.mean([r['wall_s'] for r in rs]):.0f} s per model", "",
+        lines += [_heading("Ocean vortex, interpolation (Table 2)", rs), "",
                   "| held-out time | WLM (ours) | paper WLM | best other in paper | McCann (same run) | previous snapshot (same run) |",
                   "|---|---|---|---|---|---|"]
         for tn in ("t2", "t4", "t6", "t8"):
@@ -200,9 +214,7 @@ def report(recs: list[dict], profile: str) -> str:
 
     rs = by("oceans_forecast")
     if rs:
-        seeds = sorted({r["seed"] for r in rs})
-        lines += [f"### Ocean vortex, forecast of t11 (Table 2) — seeds {seeds}, {rs[0]['n_iter']} iterations, "
-                  f"{np.mean([r['wall_s'] for r in rs]):.0f} s per model", "",
+        lines += [_heading("Ocean vortex, forecast of t11 (Table 2)", rs), "",
                   "| forecast | WLM (ours) | paper WLM | best other in paper | carry t10 forward | constant velocity (same start) |",
                   "|---|---|---|---|---|---|"]
         for key, cv in (("from_t0", "constant_velocity_from_t0"), ("from_t10", "constant_velocity_from_t10")):
@@ -213,17 +225,15 @@ def report(recs: list[dict], profile: str) -> str:
 
     rs = by("eb_loo")
     if rs:
-        seeds = sorted({r["seed"] for r in rs})
         subset = any(r.get("subset") for r in rs)
-        lines += [f"### Embryoid body, leave-one-out (Table 3) — seeds {seeds}, {rs[0]['n_iter']} iterations, "
-                  f"{np.mean([r['wall_s'] for r in rs]):.0f} s per model"
+        lines += [_heading("Embryoid body, leave-one-out (Table 3)", rs)
                   + (" — **on the 2,750-cell subset** (550 cells per day; the paper used all 16,819 cells, so its numbers are not directly comparable)" if subset else ""), "",
                   "| holdout | WLM (ours) | paper WLM | best other in paper | McCann (same run) | previous day (same run) |",
                   "|---|---|---|---|---|---|"]
         for h in sorted({r["holdout"] for r in rs}):
             rh = [r for r in rs if r["holdout"] == h]
             lines.append(f"| day {h} | {_ms([r['metrics']['w1'] for r in rh])} | – | – | {_m([r['baselines']['mccann'] for r in rh])} | {_m([r['baselines']['previous'] for r in rh])} |")
-        per_seed = [np.mean([r["metrics"]["w1"] for r in rs if r["seed"] == s]) for s in seeds]
+        per_seed = _per_seed(rs, lambda r: r["metrics"]["w1"])
         bo = PAPER["eb_loo"]["best_other"]
         lines.append(f"| **mean over holdouts** | **{_ms(per_seed)}** | {PAPER['eb_loo']['wlm'][0]:.3f} ± {PAPER['eb_loo']['wlm'][1]:.3f} | {bo[1]:.3f} ({bo[0]}) | "
                      f"**{_m([r['baselines']['mccann'] for r in rs])}** | {_m([r['baselines']['previous'] for r in rs])} |")
@@ -231,8 +241,7 @@ def report(recs: list[dict], profile: str) -> str:
 
     rs = by("boids")
     if rs:
-        seeds = sorted({r["seed"] for r in rs})
-        lines += [f"### Boids (Table 4) — seeds {seeds}, {rs[0]['n_iter']} iterations, {np.mean([r['wall_s'] for r in rs]):.0f} s per model", "",
+        lines += [_heading("Boids (Table 4)", rs), "",
                   "| W1 | WLM (ours) | paper WLM | best other in paper | carry t24.5 forward | constant velocity from t24.5 | constant velocity from t0 |",
                   "|---|---|---|---|---|---|---|"]
         for key in ("train", "forecast"):
@@ -244,9 +253,8 @@ def report(recs: list[dict], profile: str) -> str:
 
     rs = by("gf_sde")
     if rs:
-        seeds = sorted({r["seed"] for r in rs})
-        lines += [f"### Gradient-flow SDEs (Tables 1 and 6) — seeds {seeds}, {rs[0]['n_iter']} iterations, "
-                  f"{sum(r['wall_s'] for r in rs) / max(1, len(seeds)):.0f} s for all 20 models of a seed (one vectorised run)", "",
+        cost = f"{sum(r['wall_s'] for r in rs) / len(_seeds(rs)):.0f} s for all 20 models of a seed (one vectorised run)"
+        lines += [_heading("Gradient-flow SDEs (Tables 1 and 6)", rs, cost), "",
                   "| WLM variant | data | train W1 (ours) | forecast W1 (ours) | paper train | paper forecast | best other in paper (train / forecast) | carry t9 forward (forecast) |",
                   "|---|---|---|---|---|---|---|---|"]
         for variant, pkey in (("learnable_friction", "wlm_learnable"), ("zero_friction_analytic_v0", "wlm_zero_friction")):
@@ -254,8 +262,8 @@ def report(recs: list[dict], profile: str) -> str:
                 sel = [r for r in rs if r["wlm_variant"] == variant and r["setting"] == setting]
                 if not sel:
                     continue
-                tr = [np.mean([r["metrics"]["train"] for r in sel if r["seed"] == s]) for s in seeds]
-                fc = [np.mean([r["metrics"]["forecast"] for r in sel if r["seed"] == s]) for s in seeds]
+                tr = _per_seed(sel, lambda r: r["metrics"]["train"])
+                fc = _per_seed(sel, lambda r: r["metrics"]["forecast"])
                 pw = PAPER["gf_sde"][pkey][setting]
                 bo = PAPER["gf_sde"]["best_other"][setting]
                 lines.append(f"| {variant.replace('_', ' ')} | {setting} (avg of 5 SDEs) | {_ms(tr)} | {_ms(fc)} | {pw[0]:.3f} | {pw[1]:.3f} | "

@@ -85,8 +85,6 @@ def _sync(device) -> None:
 
 def run_ours(name: str, iters: int, warmup: int, device: str, extra: dict, ensemble: int = 1) -> dict:
     """Time our trainer on a workload (``ensemble`` models in one vectorised run)."""
-    import torch
-
     from scwlm.core.config import WLMConfig
     from scwlm.core.snapshots import as_snapshots
     from scwlm.core.trainer import Task, train
@@ -106,13 +104,21 @@ def run_ours(name: str, iters: int, warmup: int, device: str, extra: dict, ensem
         _sync(dev)
         stamps.append(time.perf_counter())
 
+    per = _time_iterations(dev, lambda: train(tasks, cfg, n_iter=warmup + iters, device=dev, callback=tick), stamps, warmup)
+    return _summary(per, dev, name, "ours", extra, ensemble)
+
+
+def _time_iterations(dev, run: Any, stamps: list[float], warmup: int) -> np.ndarray:
+    """Run ``run()`` — which appends ``time.perf_counter()`` to ``stamps`` after each (synchronised)
+    iteration — from a fresh peak-memory count, and return the per-iteration times after ``warmup``."""
+    import torch
+
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     _sync(dev)
     t0 = time.perf_counter()
-    train(tasks, cfg, n_iter=warmup + iters, device=dev, callback=tick)
-    per = np.diff([t0] + stamps)[warmup:]
-    return _summary(per, dev, name, "ours", extra, ensemble)
+    run()
+    return np.diff([t0] + stamps)[warmup:]
 
 
 def _summary(per: np.ndarray, dev, name: str, impl: str, extra: dict, ensemble: int) -> dict:
@@ -188,21 +194,19 @@ def run_authors(name: str, iters: int, warmup: int, device: str, src: str) -> di
         _sync(dev)
         stamps.append(time.perf_counter())
 
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
     import contextlib
     import io
 
-    _sync(dev)
-    t0 = time.perf_counter()
-    for _ in range(warmup + iters):
-        with contextlib.redirect_stdout(io.StringIO()):  # the loop prints a line per call
-            train_rollout_anchor_p0_randk(
-                X, tg, accel, opt, w["dt"], num_epochs=1, max_train_steps=len(times) - 1, substeps_per_dt=1,
-                kernel_blur=float(blur), particles_per_batch=None, vel_provider=BundleVelocityProvider(V, tg),
-                friction=friction, geom_p=c.get("p", 2), geom_scaling=0.9, epoch_callback=ema_update, fixed_k=True,
-            )
-    per = np.diff([t0] + stamps)[warmup:]
+    def run() -> None:
+        for _ in range(warmup + iters):
+            with contextlib.redirect_stdout(io.StringIO()):  # the loop prints a line per call
+                train_rollout_anchor_p0_randk(
+                    X, tg, accel, opt, w["dt"], num_epochs=1, max_train_steps=len(times) - 1, substeps_per_dt=1,
+                    kernel_blur=float(blur), particles_per_batch=None, vel_provider=BundleVelocityProvider(V, tg),
+                    friction=friction, geom_p=c.get("p", 2), geom_scaling=0.9, epoch_callback=ema_update, fixed_k=True,
+                )
+
+    per = _time_iterations(dev, run, stamps, warmup)
     return _summary(per, dev, name, "authors", {}, 1)
 
 
