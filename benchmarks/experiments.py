@@ -91,7 +91,8 @@ QUICK_CHANGES: dict[str, dict[str, Any]] = {
     # the quick budget allows (holdout 2, 400 its: init 1 -> gamma 1.9, W1 1.05; init 5 -> gamma 7.0,
     # W1 0.90; init 20 -> gamma 24.8, W1 0.90; init 0.1 -> W1 1.27). 1600 its with 128 particles
     # (about the same time; it helped Boids) did not help: holdout 2 0.875, holdout 3 0.987
-    # (800 its / 256 particles: 0.877, 0.924)
+    # (800 its / 256 particles: 0.877, 0.924); neither did blur 0.25: holdout 1 0.853, holdout 3 0.935
+    # (blur 0.5: 0.863, 0.924)
     "eb_loo": dict(n_iter=800, config=dict(lr=2e-3, particles_per_batch=256, blur=0.5, dropout=0.0, friction_init=5.0)),
     # 300 its with 200 particles per iteration and horizon_ramp 150: train 1.500, forecast 2.781
     # (carry-forward 2.469); 600 its with 100 particles and horizon_ramp 300 (about the same time):
