@@ -200,10 +200,8 @@ def report(recs: list[dict], profile: str) -> str:
         if len(machines) > 1:
             lines.append("(Results come from more than one machine.)")
         lines.append("")
-        walls = {}
-        for r in recs:
-            walls[(r["experiment"], r["seed"])] = r.get("experiment_wall_s", 0.0)
-        if profile == "quick" and recs:
+        if profile == "quick":
+            walls = {(r["experiment"], r["seed"]): r.get("experiment_wall_s", 0.0) for r in recs}
             per = []
             for exp in sorted({e for e, _ in walls}):
                 ws = [w for (e, _), w in walls.items() if e == exp]
@@ -321,7 +319,7 @@ the same run:
 Run it yourself: `python -m benchmarks.reproduce --experiment all --profile quick --seeds 0`, then
 `python -m benchmarks.reproduce --experiment oceans_forecast --profile quick --seeds 1 2` (the
 big-vortex forecast from t10 varies with the seed by more than its margin over carry-forward, and
-three seeds of it cost about 6 minutes), then the report command above. The quick profile reduces
+three seeds of it take about 5 minutes here — the time line below has the measured figure), then the report command above. The quick profile reduces
 iterations (and, where listed, the particles per iteration, the network width or the initial friction)
 so that all five experiments run in about 45 minutes on 2 CPU cores;
 its numbers show that the method works, not what it reaches with the paper's budget. The paper
