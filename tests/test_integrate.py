@@ -28,14 +28,14 @@ def test_energy_conserved_and_harmonic_solution_tracked_at_zero_friction():
     e0 = float(energy(x0, v0))
     drift = 0.0
     for _ in range(n):  # one step at a time, to read the energy after every step
-        _, x, v = leapfrog(harmonic_force, x, v, steps=[h], gamma=0.0, final_velocity=True)
+        _, x, v, _ = leapfrog(harmonic_force, x, v, steps=[h], gamma=0.0, final_velocity=True)
         drift = max(drift, abs(float(energy(x, v)) - e0) / e0)
     assert drift < 1e-3
     t = n * h
     exact = x0 * math.cos(OMEGA * t) + v0 / OMEGA * math.sin(OMEGA * t)
     assert float((x - exact).abs().max()) < 1e-3
     # a single n-step call (forces reused between steps) gives the same trajectory
-    _, x_multi, v_multi = leapfrog(harmonic_force, x0, v0, steps=[h] * n, gamma=0.0, final_velocity=True)
+    _, x_multi, v_multi, _ = leapfrog(harmonic_force, x0, v0, steps=[h] * n, gamma=0.0, final_velocity=True)
     assert torch.allclose(x_multi, x, atol=1e-12) and torch.allclose(v_multi, v, atol=1e-12)
 
 
@@ -44,7 +44,7 @@ def test_large_friction_step_is_explicit_gradient_flow_step():
     x0 = torch.randn(1, 30, 2, dtype=torch.float64)
     v0 = 5.0 * torch.randn(1, 30, 2, dtype=torch.float64)  # forgotten in the overdamped limit
     h = 0.05
-    (x1,), _, _ = leapfrog(harmonic_force, x0, v0, steps=[h], gamma=1e7, record=[1])
+    (x1,), _, _, _ = leapfrog(harmonic_force, x0, v0, steps=[h], gamma=1e7, record=[1])
     assert torch.allclose(x1, x0 + h * harmonic_force(x0, 0.0), rtol=1e-6, atol=1e-9)
 
 
@@ -52,7 +52,7 @@ def test_exponential_scheme_overdamped_limit_has_mobility_one_over_gamma():
     x0 = torch.ones(1, 4, 2, dtype=torch.float64)
     v0 = torch.zeros_like(x0)
     h, gamma = 0.05, 1e4
-    (x1,), _, _ = leapfrog(harmonic_force, x0, v0, steps=[h], gamma=gamma, scheme="exponential", record=[1])
+    (x1,), _, _, _ = leapfrog(harmonic_force, x0, v0, steps=[h], gamma=gamma, scheme="exponential", record=[1])
     expected = x0 + h / gamma * harmonic_force(x0, 0.0)
     assert torch.allclose(x1, expected, rtol=1e-3)
 
@@ -75,7 +75,7 @@ def test_record_and_per_model_steps():
     x0 = torch.zeros(2, 3, 1)
     v0 = torch.ones(2, 3, 1)
     steps = torch.tensor([[0.1, 0.2], [0.1, 0.2]])  # model 0 steps 0.1, model 1 steps 0.2
-    (x1, x2), _, _ = leapfrog(lambda x, t: torch.zeros_like(x), x0, v0, steps=steps, gamma=0.0, record=[1, 2])
+    (x1, x2), _, _, _ = leapfrog(lambda x, t: torch.zeros_like(x), x0, v0, steps=steps, gamma=0.0, record=[1, 2])
     assert np.allclose(x2[0].numpy(), 0.2) and np.allclose(x2[1].numpy(), 0.4)
     assert np.allclose(x1[1].numpy(), 0.2)
 

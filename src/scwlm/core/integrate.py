@@ -26,17 +26,39 @@ force evaluations (``n + 1`` when the final velocity is requested).
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 from torch import Tensor
 
-__all__ = ["step_coefficients", "leapfrog", "SCHEMES"]
+__all__ = ["step_coefficients", "leapfrog", "Trajectory", "SCHEMES"]
 
 #: the available damping schemes (see the module docstring)
 SCHEMES = ("paper", "exponential")
 
 ForceFn = Callable[[Tensor, Tensor], Tensor]
+
+
+class Trajectory(NamedTuple):
+    """What :func:`leapfrog` returns.
+
+    Attributes
+    ----------
+    positions
+        The recorded positions, in the order of ``record``.
+    x
+        The positions after the last step.
+    v
+        The velocity after the last step (``None`` unless ``final_velocity``).
+    branches
+        ``{(k, delta): positions}`` reached by the partial steps asked for with ``branches``
+        (empty when none were).
+    """
+
+    positions: list[Tensor]
+    x: Tensor
+    v: Tensor | None
+    branches: dict[tuple[int, float], Tensor]
 
 
 def _phi(z: Tensor) -> Tensor:
@@ -94,7 +116,7 @@ def leapfrog(
     record: Sequence[int] | None = None,
     final_velocity: bool = False,
     branches: dict[int, Sequence[float]] | None = None,
-) -> tuple[list[Tensor], Tensor, Tensor | None] | tuple[list[Tensor], Tensor, Tensor | None, dict]:
+) -> Trajectory:
     """Roll a particle system forward with the damped leapfrog.
 
     Parameters
@@ -122,18 +144,17 @@ def leapfrog(
 
     Returns
     -------
-    positions, x, v[, branch_positions]
-        The recorded positions (in the order of ``record``), the final positions, the final
-        velocity (``None`` unless ``final_velocity``) and, when ``branches`` is given, a dict
-        ``{(k, delta): positions}``.
+    Trajectory
+        ``positions`` (recorded, in the order of ``record``), ``x`` (final positions), ``v`` (final
+        velocity, ``None`` unless ``final_velocity``) and ``branches`` (``{(k, delta): positions}``).
 
     Examples
     --------
     >>> import torch
     >>> x0, v0 = torch.ones(1, 1, 1), torch.zeros(1, 1, 1)
-    >>> xs, x, _ = leapfrog(lambda x, t: -x, x0, v0, steps=[0.1] * 10, gamma=0.0)
-    >>> len(xs)
-    11
+    >>> out = leapfrog(lambda x, t: -x, x0, v0, steps=[0.1] * 10, gamma=0.0)
+    >>> len(out.positions), out.v is None
+    (11, True)
     """
     steps = torch.as_tensor(steps, dtype=x0.dtype, device=x0.device)
     n = steps.shape[0]
@@ -182,5 +203,4 @@ def leapfrog(
         v = m * v_half + c * a
         if s + 1 in branches:
             branch(s + 1, x, v, a)
-    out = ([saved[r] for r in want], x, (v if final_velocity else None))
-    return out + (branch_out,) if branches else out
+    return Trajectory([saved[r] for r in want], x, (v if final_velocity else None), branch_out)
