@@ -1,43 +1,61 @@
-"""Training configuration: the paper's defaults in one validated dataclass."""
+"""Training configuration: one validated, frozen dataclass whose settings are grouped in code."""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
-from dataclasses import asdict, dataclass, fields
+import os
+import warnings
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-__all__ = ["WLMConfig"]
+__all__ = ["WLMConfig", "GROUPS"]
+
+#: the groups of settings, in the order the documentation lists them. ``"runtime"`` settings
+#: change how a fit runs (progress bars, checkpoint files, memory trade-offs) but never its result:
+#: they are neither saved with a model nor compared when a checkpoint is resumed.
+GROUPS = ("model", "physics", "loss", "optimiser", "runtime")
 
 
-@dataclass
+def _setting(default: Any, group: str) -> Any:
+    assert group in GROUPS, group
+    return field(default=default, metadata={"group": group})
+
+
+@dataclass(frozen=True)
 class WLMConfig:
-    """Settings of a WLM fit; defaults are the paper's (appendix C of Guan et al., 2026).
+    """Settings of a WLM fit, in five groups; defaults are the paper's (appendix C of Guan et al., 2026).
 
-    Potential network
+    The config is frozen: derive a changed copy with :meth:`replace`. :meth:`groups` lists the
+    settings of every group.
+
+    ``model`` — the potential network
         ``hidden`` (64), ``heads`` (4), ``blocks`` (4), ``ffn`` (512), ``dropout`` (0),
-        ``time_features`` (0 = time-independent; the paper uses 16 when time-dependent).
-    Mechanics
+        ``time_features`` (0 = time-independent; the paper uses 16 when time-dependent),
+        ``force_impl`` (``"autograd"`` or ``"analytic"``), ``dtype`` (``"float32"``).
+    ``physics`` — the mechanics and their discretisation
         ``friction_init`` (1.0, initial learnable friction), ``integrator`` (``"paper"`` damped
         leapfrog or ``"exponential"``), ``dt`` (time-grid step; ``None`` = smallest gap between
         training times), ``substeps`` (1 integrator step per ``dt`` in training),
         ``eval_substeps`` (5 at evaluation).
-    Loss
+    ``loss`` — the Sinkhorn divergence
         ``p`` (2), ``blur`` (``None`` = 0.5 x median pairwise distance, clamped to [1e-3, 10]),
-        ``scaling`` (0.9), ``sinkhorn_backend`` (``"auto"``).
-    Training
+        ``scaling`` (0.9), ``sinkhorn_backend`` (``"auto"``, ``"tensorized"`` (our fused loop),
+        ``"geomloss"`` (GeomLoss' own tensorized loop, the reference) or ``"online"`` (KeOps)).
+    ``optimiser`` — Algorithm 1's sampling and the optimiser
         ``lr`` (1e-4), ``weight_decay`` (1e-4), ``friction_lr`` (1e-2), ``horizon`` (largest rollout
         horizon K; ``None`` = all training snapshots), ``fixed_horizon`` (always roll out to the
         largest horizon instead of sampling it; used by the speed benchmark), ``horizon_ramp``
-        (iterations over which the largest horizon grows linearly from 1; 0 = off), ``particles_per_batch`` (``None`` = all),
-        ``ema`` (0.999; ``None`` disables), ``ema_warmup`` (use ``min(ema, (1+i)/(10+i))`` at
-        iteration ``i``, which only matters for short runs), ``grad_clip`` (per-model norm;
-        ``None`` = off), ``rollout_grad`` (``"detached"``: positions are detached before every
-        force evaluation, as in the authors' code; ``"full"``: exact gradient of the discretised
-        rollout), ``force_impl`` (``"autograd"`` or ``"analytic"``), ``checkpoint_steps``
-        (activation checkpointing of integrator steps: ``"auto"`` when the estimated memory exceeds
-        ``memory_budget_gb``, or ``True``/``False``), ``dtype`` (``"float32"``).
-    Bookkeeping
+        (iterations over which the largest horizon grows linearly from 1; 0 = off),
+        ``particles_per_batch`` (``None`` = all), ``ema`` (0.999; ``None`` disables),
+        ``ema_warmup`` (use ``min(ema, (1+i)/(10+i))`` at iteration ``i``, which only matters for
+        short runs), ``grad_clip`` (per-model norm; ``None`` = off), ``rollout_grad``
+        (``"detached"``: positions are detached before every force evaluation, as in the authors'
+        code; ``"full"``: exact gradient of the discretised rollout).
+    ``runtime`` — how a fit runs, never what it computes (not saved with a model, not compared on resume)
+        ``checkpoint_steps`` (activation checkpointing of integrator steps: ``"auto"`` when the
+        estimated memory exceeds ``memory_budget_gb``, or ``True``/``False``),
         ``checkpoint_every`` / ``checkpoint_path`` (save a resumable checkpoint every N
         iterations), ``progress`` (tqdm bar), ``sync_every`` (iterations between host reads of the
         loss on accelerators; every iteration on CPU).
@@ -47,42 +65,49 @@ class WLMConfig:
     >>> cfg = WLMConfig.from_kwargs(hidden=32, p=1)
     >>> cfg.hidden, cfg.p, cfg.heads
     (32, 1, 4)
+    >>> cfg.replace(heads=2).heads
+    2
     """
 
-    hidden: int = 64
-    heads: int = 4
-    blocks: int = 4
-    ffn: int = 512
-    dropout: float = 0.0
-    time_features: int = 0
-    friction_init: float = 1.0
-    integrator: str = "paper"
-    dt: float | None = None
-    substeps: int = 1
-    eval_substeps: int = 5
-    p: int = 2
-    blur: float | None = None
-    scaling: float = 0.9
-    sinkhorn_backend: str = "auto"
-    lr: float = 1e-4
-    weight_decay: float = 1e-4
-    friction_lr: float = 1e-2
-    horizon: int | None = None
-    fixed_horizon: bool = False
-    horizon_ramp: int = 0
-    particles_per_batch: int | None = None
-    ema: float | None = 0.999
-    ema_warmup: bool = True
-    grad_clip: float | None = None
-    rollout_grad: str = "detached"
-    force_impl: str = "autograd"
-    checkpoint_steps: Any = "auto"
-    memory_budget_gb: float = 4.0
-    dtype: str = "float32"
-    checkpoint_every: int | None = None
-    checkpoint_path: str | None = None
-    progress: bool = True
-    sync_every: int = 10
+    # --- model
+    hidden: int = _setting(64, "model")
+    heads: int = _setting(4, "model")
+    blocks: int = _setting(4, "model")
+    ffn: int = _setting(512, "model")
+    dropout: float = _setting(0.0, "model")
+    time_features: int = _setting(0, "model")
+    force_impl: str = _setting("autograd", "model")
+    dtype: str = _setting("float32", "model")
+    # --- physics
+    friction_init: float = _setting(1.0, "physics")
+    integrator: str = _setting("paper", "physics")
+    dt: float | None = _setting(None, "physics")
+    substeps: int = _setting(1, "physics")
+    eval_substeps: int = _setting(5, "physics")
+    # --- loss
+    p: int = _setting(2, "loss")
+    blur: float | None = _setting(None, "loss")
+    scaling: float = _setting(0.9, "loss")
+    sinkhorn_backend: str = _setting("auto", "loss")
+    # --- optimiser
+    lr: float = _setting(1e-4, "optimiser")
+    weight_decay: float = _setting(1e-4, "optimiser")
+    friction_lr: float = _setting(1e-2, "optimiser")
+    horizon: int | None = _setting(None, "optimiser")
+    fixed_horizon: bool = _setting(False, "optimiser")
+    horizon_ramp: int = _setting(0, "optimiser")
+    particles_per_batch: int | None = _setting(None, "optimiser")
+    ema: float | None = _setting(0.999, "optimiser")
+    ema_warmup: bool = _setting(True, "optimiser")
+    grad_clip: float | None = _setting(None, "optimiser")
+    rollout_grad: str = _setting("detached", "optimiser")
+    # --- runtime
+    checkpoint_steps: Any = _setting("auto", "runtime")
+    memory_budget_gb: float = _setting(4.0, "runtime")
+    checkpoint_every: int | None = _setting(None, "runtime")
+    checkpoint_path: str | None = _setting(None, "runtime")
+    progress: bool = _setting(True, "runtime")
+    sync_every: int = _setting(10, "runtime")
 
     def __post_init__(self) -> None:
         def positive_int(name: str, allow_none: bool = False) -> None:
@@ -97,7 +122,7 @@ class WLMConfig:
         for name in ("horizon", "particles_per_batch", "checkpoint_every"):
             positive_int(name, allow_none=True)
         if isinstance(self.time_features, bool):
-            self.time_features = 16 if self.time_features else 0
+            object.__setattr__(self, "time_features", 16 if self.time_features else 0)
         if not isinstance(self.time_features, int) or self.time_features < 0:
             raise ValueError(f"time_features must be an integer >= 0 (or a bool), got {self.time_features!r}")
         if self.hidden % self.heads:
@@ -112,21 +137,21 @@ class WLMConfig:
                 raise ValueError(f"{name} must be a positive number, got {v!r}")
         if not 0 < self.scaling < 1:
             raise ValueError(f"scaling must lie in (0, 1), got {self.scaling}")
-        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not (isinstance(self.weight_decay, (int, float)) and math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
         for name in ("dt", "blur", "grad_clip"):
             v = getattr(self, name)
             if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a positive number or None, got {v!r}")
         if self.ema in (0, 0.0, False):
-            self.ema = None
+            object.__setattr__(self, "ema", None)
         if self.ema is not None and not 0.0 < self.ema < 1.0:
             raise ValueError(f"ema must lie in (0, 1) or be None, got {self.ema!r}")
         if not isinstance(self.horizon_ramp, int) or self.horizon_ramp < 0:
             raise ValueError(f"horizon_ramp must be an integer >= 0, got {self.horizon_ramp!r}")
         choices = {
             "integrator": ("paper", "exponential"),
-            "sinkhorn_backend": ("auto", "tensorized", "online"),
+            "sinkhorn_backend": ("auto", "tensorized", "geomloss", "online"),
             "rollout_grad": ("detached", "full"),
             "force_impl": ("autograd", "analytic"),
             "dtype": ("float32", "float64"),
@@ -138,6 +163,24 @@ class WLMConfig:
             raise ValueError(f"checkpoint_steps must be 'auto', True or False, got {self.checkpoint_steps!r}")
         if self.checkpoint_every is not None and not self.checkpoint_path:
             raise ValueError("checkpoint_every needs checkpoint_path (where to write the checkpoint)")
+        if self.checkpoint_path is not None and os.path.isdir(os.fspath(self.checkpoint_path)):
+            raise ValueError(f"checkpoint_path {self.checkpoint_path!r} is a directory; give the path of a file to write")
+        if not (isinstance(self.memory_budget_gb, (int, float)) and self.memory_budget_gb > 0):
+            raise ValueError(f"memory_budget_gb must be a positive number, got {self.memory_budget_gb!r}")
+
+    @classmethod
+    def groups(cls) -> dict[str, list[str]]:
+        """The names of the settings of every group (see :data:`GROUPS`).
+
+        Examples
+        --------
+        >>> WLMConfig.groups()["loss"]
+        ['p', 'blur', 'scaling', 'sinkhorn_backend']
+        """
+        out: dict[str, list[str]] = {g: [] for g in GROUPS}
+        for f in fields(cls):
+            out[f.metadata["group"]].append(f.name)
+        return out
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "WLMConfig":
@@ -150,12 +193,55 @@ class WLMConfig:
                 raise ValueError(f"unknown config key {key!r}{hint} (known keys: {', '.join(sorted(known))})")
         return cls(**kwargs)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable dictionary of all settings."""
-        return asdict(self)
+    @classmethod
+    def from_saved(cls, settings: dict[str, Any], source: str = "the saved settings") -> "WLMConfig":
+        """Rebuild the config stored with a model or checkpoint.
+
+        Settings this version does not know (written by a newer version) are dropped with a
+        ``UserWarning`` naming them and ``source``; invalid values raise ``ValueError`` naming
+        ``source``.
+
+        Examples
+        --------
+        >>> WLMConfig.from_saved({"hidden": 32}).hidden
+        32
+        """
+        if not isinstance(settings, dict):
+            raise ValueError(f"{source}: the config must be a mapping of settings, got {type(settings).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(k for k in settings if k not in known)
+        if unknown:
+            warnings.warn(
+                f"{source}: ignoring settings this version of scwlm does not know: {', '.join(unknown)}",
+                UserWarning, stacklevel=2,
+            )
+        try:
+            return cls(**{k: v for k, v in settings.items() if k in known})
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{source}: {exc}") from None
+
+    def to_dict(self, runtime: bool = False) -> dict[str, Any]:
+        """JSON-serialisable dictionary of the settings (the ``"runtime"`` group only if asked).
+
+        Examples
+        --------
+        >>> "progress" in WLMConfig().to_dict(), "progress" in WLMConfig().to_dict(runtime=True)
+        (False, True)
+        """
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if runtime or f.metadata["group"] != "runtime"
+        }
 
     def replace(self, **kwargs: Any) -> "WLMConfig":
-        """A copy with some settings changed (validated like :meth:`from_kwargs`)."""
-        d = self.to_dict()
-        d.update(kwargs)
-        return type(self).from_kwargs(**d)
+        """A copy with some settings changed (validated like :meth:`from_kwargs`).
+
+        Examples
+        --------
+        >>> WLMConfig().replace(lr=1e-3).lr
+        0.001
+        """
+        known = {f.name for f in fields(self)}
+        bad = [k for k in kwargs if k not in known]
+        if bad:
+            type(self).from_kwargs(**{bad[0]: kwargs[bad[0]]})  # raises with a suggestion
+        return dataclasses.replace(self, **kwargs)

@@ -340,8 +340,9 @@ class SetPotential(nn.Module):
         """A single-model copy of model ``index`` of this ensemble."""
         arch = self.architecture()
         arch["n_models"] = 1
-        single = SetPotential(**arch, generators=[torch.Generator().manual_seed(0)])
+        ref = next(self.parameters())
+        single = SetPotential(**arch, generators=[torch.Generator().manual_seed(0)]).to(ref.device, ref.dtype)
         with torch.no_grad():
             for name, p in self.named_parameters():
                 getattr(single, name).copy_(p[index : index + 1])
-        return single.to(next(self.parameters()).device)
+        return single
