@@ -8,7 +8,7 @@ import scwlm
 from scwlm.core.config import WLMConfig
 from scwlm.core.divergence import SinkhornDivergence
 from scwlm.core.snapshots import as_snapshots
-from scwlm.core.trainer import Task, _IterationContext, train
+from scwlm.core.trainer import RolloutLoss, Task, train
 
 from conftest import TINY
 
@@ -22,19 +22,21 @@ def test_learnable_friction_receives_gradients(drifting):
     # and its gradient is finite and non-zero on a fresh iteration
     s = as_snapshots(snaps, times)
     res2 = train([Task(s, seed=0)], cfg, n_iter=1)
-    ctx = _IterationContext(cfg, res2.network, res2.friction, *_ctx_args(s, cfg))
-    ctx.loss(0).sum().backward()
+    loss = RolloutLoss(cfg, res2.network, res2.friction, *_ctx_args(s, cfg)[:2], **_ctx_args(s, cfg)[2])
+    loss(0).sum().backward()
     g = res2.friction.log_gamma.grad
     assert g is not None and torch.isfinite(g).all() and float(g.abs().sum()) > 0
 
 
 def _ctx_args(s, cfg):
     from scwlm.core.divergence import blur_heuristic, point_cloud_diameter
-    from scwlm.core.trainer import _TrainingData
+    from scwlm.core.trainer import TrainingData
 
-    data = _TrainingData([Task(s)], 1.0, torch.device("cpu"), torch.float32)
-    loss = SinkhornDivergence(p=cfg.p, blur=blur_heuristic(s.points), diameter=point_cloud_diameter(s.points))
-    return data, loss, [torch.Generator().manual_seed(0)], [torch.Generator().manual_seed(1)], torch.device("cpu"), torch.float32
+    data = TrainingData([Task(s)], cfg.replace(dt=1.0), torch.device("cpu"), torch.float32)
+    blur, diameter = blur_heuristic(s.points), point_cloud_diameter(s.points)
+    loss = SinkhornDivergence(p=cfg.p, blur=blur, diameter=diameter)
+    return data, loss, dict(generators=[torch.Generator().manual_seed(0)], device_generators=[torch.Generator().manual_seed(1)],
+                            blurs=[blur], diameters=[diameter])
 
 
 def test_fixed_friction_stays_fixed(drifting):
@@ -144,3 +146,79 @@ def test_activation_checkpointing_gives_the_same_gradients(drifting):
     b = scwlm.fit(snaps, times, n_iter=3, checkpoint_steps=True, **TINY)
     assert np.allclose(a.history["loss"], b.history["loss"], rtol=1e-5)
     assert np.allclose(a.rollout(snaps[0], t0=0.0, times=[2.0]), b.rollout(snaps[0], t0=0.0, times=[2.0]), atol=1e-5)
+
+
+# --- issue 10, bugs 1, 3, 4 and issue 11, items 1, 2 ------------------------------------------
+def test_fit_many_members_equal_separate_fits_on_uneven_time_grids():
+    # leave-one-out of [0, 0.5, 2, 3]: each model keeps the time step of its own training times
+    rng = np.random.default_rng(3)
+    times = [0.0, 0.5, 2.0, 3.0]
+    snaps = [rng.normal(size=(30, 2)) + np.array([t, 0.0]) for t in times]
+    tiny = dict(hidden=8, heads=1, blocks=1, ffn=8, progress=False, n_iter=3)
+    keep = [[0, 2, 3], [0, 1, 3]]
+    ens = scwlm.fit_many([([snaps[i] for i in k], [times[i] for i in k]) for k in keep], random_state=0, **tiny)
+    for member, k in zip(ens, keep):
+        alone = scwlm.fit([snaps[i] for i in k], [times[i] for i in k], random_state=0, **tiny)
+        assert member.dt == alone.dt
+        assert np.allclose(member.rollout(snaps[0], t0=0.0, times=[3.0]), alone.rollout(snaps[0], t0=0.0, times=[3.0]), atol=1e-5)
+
+
+def test_ensemble_members_do_not_share_a_mutable_config(drifting):
+    snaps, times = drifting
+    ens = scwlm.fit(snaps, times, random_state=[0, 1], n_iter=1, **TINY)
+    with pytest.raises(AttributeError):  # dataclasses.FrozenInstanceError
+        ens[0].config.eval_substeps = 1
+    ens[0].config = ens[0].config.replace(eval_substeps=1)
+    assert ens[1].config.eval_substeps == 5
+
+
+def _poison_iteration(monkeypatch, n: int) -> None:
+    calls = {"n": 0}
+    original = SinkhornDivergence.__call__
+
+    def poisoned(self, *args, **kwargs):
+        calls["n"] += 1
+        out = original(self, *args, **kwargs)
+        return out * float("nan") if calls["n"] == n else out
+
+    monkeypatch.setattr(SinkhornDivergence, "__call__", poisoned)
+
+
+def test_deferred_divergence_detection_names_the_first_bad_iteration_and_never_checkpoints_it(drifting, monkeypatch, tmp_path):
+    # what accelerators do (a host read every sync_every iterations), forced on CPU
+    import scwlm.core.trainer as trainer
+
+    monkeypatch.setattr(trainer, "_sync_interval", lambda device, cfg: cfg.sync_every)
+    snaps, times = drifting
+    _poison_iteration(monkeypatch, 4)  # iteration 3 (the loss is called once per iteration)
+    ck = tmp_path / "ck.pt"
+    with pytest.raises(scwlm.TrainingDivergedError) as err:
+        scwlm.fit(snaps, times, n_iter=10, sync_every=5, checkpoint_every=2, checkpoint_path=str(ck), ema=None, **TINY)
+    assert err.value.iteration == 3
+    state = torch.load(ck, weights_only=True)
+    assert state["iteration"] == 2
+    assert all(torch.isfinite(v).all() for v in state["network"].values())
+    assert np.isfinite(err.value.mechanics.rollout(snaps[0], t0=0.0, times=[2.0])).all()
+
+
+def test_float64_fit_returns_a_float64_model(drifting):
+    snaps, times = drifting
+    mech = scwlm.fit(snaps, times, n_iter=1, dtype="float64", **TINY)
+    assert mech.dtype == torch.float64
+    ens = scwlm.fit(snaps, times, n_iter=1, dtype="float64", random_state=[0, 1], **TINY)
+    assert all(m.dtype == torch.float64 for m in ens)
+
+
+def test_a_time_grid_with_too_many_steps_is_refused_before_training():
+    snaps = [np.zeros((5, 2)), np.ones((5, 2)), 2 * np.ones((5, 2))]
+    with pytest.raises(ValueError, match=r"1000000 integrator steps.*dt"):
+        scwlm.fit(snaps, [0.0, 1e-6, 1.0], n_iter=1, **TINY)
+    # the same times train with an explicit dt
+    scwlm.fit(snaps, [0.0, 1e-6, 1.0], n_iter=1, dt=0.5, **TINY)
+
+
+def test_checkpoint_path_that_is_a_directory_is_refused_at_once(drifting, tmp_path):
+    snaps, times = drifting
+    with pytest.raises(ValueError, match="checkpoint_path.*directory"):
+        scwlm.fit(snaps, times, n_iter=2, checkpoint_every=1, checkpoint_path=str(tmp_path), **TINY)
+    assert list(tmp_path.iterdir()) == []

@@ -89,11 +89,11 @@ class Mechanics:
         net = result.evaluation_network().select(index)
         info = dict(result.info)
         info["seed"] = info.pop("seeds")[index]
-        info["blur"] = info["blur"][index]
-        info["diameter"] = info["diameter"][index]
+        for key in ("blur", "diameter", "dt", "step"):  # one value per model
+            info[key] = info[key][index]
         info.update(extra_info or {})
         hist = {k: v[:, index] for k, v in result.history.items()}
-        return cls(net, result.friction.values()[index], config=config, dt=result.info["dt"], history=hist, info=info)
+        return cls(net, result.friction.values()[index], config=config, dt=info["dt"], history=hist, info=info)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -243,9 +243,8 @@ class Mechanics:
                 force, x, v, steps=torch.full((n,), h, dtype=self.dtype), gamma=self.friction, t0=float(t0),
                 scheme=self.config.integrator, record=record, branches=branches or None,
             )
-        at = dict(zip(record, out[0]))
-        part = out[3] if branches else {}
-        return np.stack([(at[k] if not d else part[(k, d)])[0].detach().cpu().numpy() for k, d in grid])
+        at = dict(zip(record, out.positions))
+        return np.stack([(at[k] if not d else out.branches[(k, d)])[0].detach().cpu().numpy() for k, d in grid])
 
     def _simulate(self, substeps):
         def simulate(x0, v0, t0, times):
@@ -367,7 +366,7 @@ class Mechanics:
         net = SetPotential(**meta["architecture"], generators=[torch.Generator().manual_seed(0)]).to(dtype)
         net.load_state_dict({k: torch.as_tensor(np.asarray(v)).to(dtype) for k, v in weights.items()})
         history = {k: np.asarray(v, dtype=np.float64) for k, v in dict(state.get("history", {})).items()}
-        mech = cls(net, meta["friction"], config=WLMConfig.from_kwargs(**meta["config"]), dt=meta["dt"], history=history, info=meta["info"])
+        mech = cls(net, meta["friction"], config=WLMConfig.from_saved(meta["config"], source="the model's config"), dt=meta["dt"], history=history, info=meta["info"])
         return mech.to(device)
 
     def save(self, path: str | os.PathLike) -> Path:

@@ -8,23 +8,32 @@ Each iteration, for every model :math:`e` of the ensemble:
 3. loss :math:`= \frac1{K_e}\sum_{k \le K_e} S_\varepsilon(\hat X_k, X_k)` (targets subsampled to the
    same size);
 4. backpropagate through the discretised rollout; AdamW on the network (and, when learnable, on
-   :math:`\log\gamma` with its own learning rate); update the EMA of the network weights.
+   :math:`\log\gamma` with its own learning rate);
+5. update the EMA of the network weights.
+
+The pieces: :class:`TrainingData` (device copies of the snapshots and each model's integration
+schedule), :class:`RolloutLoss` (lines 1-3), :class:`TrainingState` (networks, friction,
+optimiser, EMA, generators, history: lines 4-5, and save/load of a resumable checkpoint) and
+:class:`Monitor` (progress, deferred host reads of the loss, divergence detection). :func:`train`
+wires them together.
 
 All models share one rollout (the largest horizon) and one batched Sinkhorn call; their losses
-are summed, so each model receives exactly the gradient it would receive alone. Every source of
-randomness of model :math:`e` (initialisation, horizons, subsets, dropout) comes from generators
-seeded with that model's seed, so an ensemble member equals the model fitted alone with the same
-seed whenever the ensemble's members agree on the number of particles per iteration.
+are summed, so each model receives exactly the gradient it would receive alone. Every model has
+its own time step (inferred from its own training times) and every source of randomness of model
+:math:`e` (initialisation, horizons, subsets, dropout) comes from generators seeded with that
+model's seed, so an ensemble member equals the model fitted alone with the same seed whenever the
+ensemble's members agree on the number of particles per iteration.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -37,9 +46,15 @@ from .integrate import leapfrog
 from .potential import DropoutMasks, SetPotential
 from .snapshots import Snapshots
 
-__all__ = ["Task", "TrainResult", "TrainingDivergedError", "train", "integration_schedule", "infer_dt"]
+__all__ = [
+    "Task", "TrainResult", "TrainingDivergedError", "train", "integration_schedule", "infer_dt",
+    "TrainingData", "RolloutLoss", "TrainingState", "Monitor", "MAX_TRAINING_STEPS",
+]
 
 _CHECKPOINT_FORMAT = 1
+
+#: the most integrator steps one training rollout may take (every step stays in the autograd graph)
+MAX_TRAINING_STEPS = 2000
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -73,7 +88,10 @@ class Task:
 
 @dataclass
 class TrainResult:
-    """What :func:`train` returns: networks, friction, history and the integration settings."""
+    """What :func:`train` returns: networks, friction, history and the integration settings.
+
+    ``info["dt"]`` and ``info["step"]`` hold one value per model (each model's time grid).
+    """
 
     network: SetPotential
     ema: dict[str, Tensor] | None
@@ -92,6 +110,7 @@ class TrainResult:
         return net
 
 
+# ---------------------------------------------------------------------------- time grid
 def infer_dt(times_list: Sequence[Tensor]) -> float:
     """Default time-grid step: the smallest gap between consecutive training times."""
     gaps = [float(g) for t in times_list for g in torch.diff(t)]
@@ -122,6 +141,43 @@ def integration_schedule(times: Tensor, h: float) -> tuple[list[float], list[int
     return steps, index
 
 
+def _count_steps(times: Tensor, h: float) -> int:
+    """Number of integrator steps :func:`integration_schedule` would make (without building it)."""
+    gaps = torch.diff(times.to(torch.float64)) / h
+    return int(torch.clamp(torch.ceil(gaps - 1e-6 * torch.clamp(gaps, min=1.0)), min=1).sum())
+
+
+class TrainingData:
+    """Device copies of every task's training snapshots and velocities, and its integration schedule.
+
+    Model ``e`` integrates with nominal step ``h[e] = dt[e] / substeps``, where ``dt[e]`` is
+    ``config.dt`` or, by default, the smallest gap between the training times of task ``e``.
+    """
+
+    def __init__(self, tasks: Sequence[Task], cfg: WLMConfig, device: torch.device, dtype: torch.dtype) -> None:
+        self.dt = [float(cfg.dt) if cfg.dt is not None else infer_dt([t.snapshots.times]) for t in tasks]
+        self.h = [dt / cfg.substeps for dt in self.dt]
+        for e, (t, h) in enumerate(zip(tasks, self.h)):
+            n = _count_steps(t.snapshots.times, h)
+            if n > MAX_TRAINING_STEPS:
+                times = t.snapshots.times
+                raise ValueError(
+                    f"training times {float(times[0]):g}..{float(times[-1]):g} with dt={self.dt[e]:g} and "
+                    f"substeps={cfg.substeps} imply {n} integrator steps per rollout (at most {MAX_TRAINING_STEPS}; "
+                    "every step stays in the autograd graph): pass a larger dt (by default it is the smallest "
+                    "gap between training times), fewer substeps, or rescale the times"
+                )
+        self.points = [[p.to(device, dtype) for p in t.snapshots.points] for t in tasks]
+        self.v0 = [
+            (t.snapshots.velocities[0].to(device, dtype) if t.snapshots.velocities[0] is not None else None) for t in tasks
+        ]
+        self.t0 = [float(t.snapshots.times[0]) for t in tasks]
+        sched = [integration_schedule(t.snapshots.times, h) for t, h in zip(tasks, self.h)]
+        self.steps = [s for s, _ in sched]
+        self.index = [i for _, i in sched]
+        self.n_intervals = [len(t.snapshots) - 1 for t in tasks]
+
+
 def _fingerprint(tasks: Sequence[Task]) -> str:
     h = hashlib.sha256()
     for task in tasks:
@@ -147,229 +203,37 @@ def _memory_per_step(cfg: WLMConfig, E: int, n: int, itemsize: int) -> float:
     return float(E * cfg.blocks * per_block * itemsize)
 
 
-class _TrainingData:
-    """Device copies of every task's training snapshots, velocities and integration schedule."""
+# ---------------------------------------------------------------------------- Algorithm 1, lines 1-3
+class RolloutLoss:
+    """The loss of one iteration of Algorithm 1 for every model: lines 1-3.
 
-    def __init__(self, tasks: Sequence[Task], h: float, device: torch.device, dtype: torch.dtype) -> None:
-        self.points = [[p.to(device, dtype) for p in t.snapshots.points] for t in tasks]
-        self.v0 = [
-            (t.snapshots.velocities[0].to(device, dtype) if t.snapshots.velocities[0] is not None else None) for t in tasks
-        ]
-        self.t0 = [float(t.snapshots.times[0]) for t in tasks]
-        sched = [integration_schedule(t.snapshots.times, h) for t in tasks]
-        self.steps = [s for s, _ in sched]
-        self.index = [i for _, i in sched]
-        self.n_intervals = [len(t.snapshots) - 1 for t in tasks]
-
-
-def train(
-    tasks: Sequence[Task],
-    config: WLMConfig,
-    *,
-    n_iter: int,
-    device: torch.device | str = "cpu",
-    resume: str | os.PathLike | None = None,
-    callback: Any = None,
-) -> TrainResult:
-    """Train one WLM model per task, all in one vectorised run.
-
-    Parameters
-    ----------
-    tasks
-        The models to train (their data, seeds and frictions).
-    config
-        Shared settings (architecture, optimiser, loss, integrator).
-    n_iter
-        Total number of iterations (optimizer steps).
-    device
-        Torch device.
-    resume
-        Path of a checkpoint written by an earlier call with ``checkpoint_every``; training
-        continues from it up to ``n_iter`` and gives the same result as an uninterrupted run.
-    callback
-        Optional ``callback(iteration)`` called after every optimizer step (e.g. for timing).
-
-    Returns
-    -------
-    TrainResult
-
-    Examples
-    --------
-    >>> import torch
-    >>> from scwlm.core.snapshots import as_snapshots
-    >>> snaps = as_snapshots([torch.randn(20, 2), torch.randn(20, 2) + 1.0], [0.0, 1.0])
-    >>> cfg = WLMConfig(hidden=8, heads=1, blocks=1, ffn=8, progress=False)
-    >>> res = train([Task(snaps, seed=0)], cfg, n_iter=2)
-    >>> res.history["loss"].shape
-    (2, 1)
+    ``loss(it)`` samples each model's horizon and particle subset, rolls the first snapshot out
+    with the current network and friction, and returns the ``(E,)`` mean Sinkhorn divergences
+    to the observed snapshots (one batched call for all models and times).
     """
-    if not tasks:
-        raise ValueError("need at least one task")
-    if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
-        raise ValueError(f"n_iter must be a positive integer, got {n_iter!r}")
-    device = torch.device(device)
-    dtype = torch.float64 if config.dtype == "float64" else torch.float32
-    dims = {t.snapshots.dim for t in tasks}
-    if len(dims) != 1:
-        raise ValueError(f"all tasks must have the same dimension, got {sorted(dims)}")
-    d = dims.pop()
-    E = len(tasks)
-    cfg = config
 
-    dt = float(cfg.dt) if cfg.dt is not None else infer_dt([t.snapshots.times for t in tasks])
-    h = dt / cfg.substeps
-    data = _TrainingData(tasks, h, device, dtype)
+    def __init__(
+        self,
+        cfg: WLMConfig,
+        network: SetPotential,
+        friction: Friction,
+        data: TrainingData,
+        divergence: SinkhornDivergence,
+        *,
+        generators: Sequence[torch.Generator],
+        device_generators: Sequence[torch.Generator],
+        blurs: Sequence[float],
+        diameters: Sequence[float],
+    ) -> None:
+        self.cfg, self.net, self.friction, self.data, self.divergence = cfg, network, friction, data, divergence
+        self.gens, self.dev_gens = list(generators), list(device_generators)
+        self.E = len(self.gens)
+        self.blurs, self.diameters = list(blurs), list(diameters)
+        p0 = next(network.parameters())
+        self.device, self.dtype = p0.device, p0.dtype
 
-    # --- loss scale of every model, from its own data (a fixed generator: identical data give an
-    # identical blur, so an ensemble member matches its separate fit)
-    blurs = [
-        float(cfg.blur) if cfg.blur is not None
-        else blur_heuristic(t.snapshots.points, generator=torch.Generator().manual_seed(0))
-        for t in tasks
-    ]
-    diameters = [point_cloud_diameter(t.snapshots.points) for t in tasks]
-    loss_fn = SinkhornDivergence(p=cfg.p, blur=blurs[0], scaling=cfg.scaling, diameter=diameters[0], backend=cfg.sinkhorn_backend)
-
-    # --- model, friction, optimiser, EMA, generators
-    gens = [torch.Generator().manual_seed(int(t.seed)) for t in tasks]
-    dev_gens = [_device_generator(device, t.seed) for t in tasks]
-    with torch.random.fork_rng(devices=[]):
-        prev = torch.get_default_dtype()
-        torch.set_default_dtype(dtype)
-        try:
-            net = SetPotential(
-                d, hidden=cfg.hidden, heads=cfg.heads, blocks=cfg.blocks, ffn=cfg.ffn, dropout=cfg.dropout,
-                time_features=cfg.time_features, n_models=E, generators=gens,
-            ).to(device)
-            friction = Friction(
-                [cfg.friction_init if t.friction is None else t.friction for t in tasks],
-                [t.friction is None for t in tasks],
-            ).to(device)
-        finally:
-            torch.set_default_dtype(prev)
-    groups: list[dict[str, Any]] = [{"params": list(net.parameters()), "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
-    if friction.any_learnable:
-        groups.append({"params": [friction.log_gamma], "lr": cfg.friction_lr, "weight_decay": 0.0})
-    optimizer = torch.optim.AdamW(groups)
-    ema = {k: p.detach().clone() for k, p in net.named_parameters()} if cfg.ema else None
-    history: dict[str, list] = {"loss": [], "friction": []}
-    start = 0
-    fingerprint = _fingerprint(tasks)
-
-    if resume is not None:
-        state = torch.load(os.fspath(resume), map_location=device, weights_only=True)
-        _check_resume(state, fingerprint, cfg)
-        net.load_state_dict(state["network"])
-        friction.load_state_dict(state["friction"])
-        optimizer.load_state_dict(state["optimizer"])
-        if ema is not None:
-            ema = {k: v.to(device) for k, v in state["ema"].items()}
-        for g, s in zip(gens, state["generators"]):
-            g.set_state(s)
-        for g, s in zip(dev_gens, state["device_generators"]):
-            g.set_state(s)
-        history = {"loss": [list(r) for r in state["history_loss"].tolist()], "friction": [list(r) for r in state["history_friction"].tolist()]}
-        start = int(state["iteration"])
-        if start > n_iter:
-            raise ValueError(f"the checkpoint is at iteration {start}, beyond n_iter={n_iter}")
-
-    info = dict(dt=dt, step=h, blur=blurs, diameter=diameters, n_iter=n_iter, seeds=[int(t.seed) for t in tasks], dim=d)
-
-    def result() -> TrainResult:
-        return TrainResult(
-            net, None if ema is None else {k: v.clone() for k, v in ema.items()}, friction,
-            {"loss": np.asarray(history["loss"], dtype=np.float64).reshape(-1, E),
-             "friction": np.asarray(history["friction"], dtype=np.float64).reshape(-1, E)},
-            dict(info),
-        )
-
-    step_ctx = _IterationContext(cfg, net, friction, data, loss_fn, gens, dev_gens, device, dtype, blurs, diameters)
-    sync_every = 1 if device.type == "cpu" else cfg.sync_every
-    good = _snapshot_state(net, friction, ema)
-    pending: list[tuple[Tensor, Tensor]] = []
-
-    bar = _progress_bar(cfg.progress, n_iter, start)
-    try:
-        for it in range(start, n_iter):
-            optimizer.zero_grad(set_to_none=True)
-            losses = step_ctx.loss(it)
-            losses.sum().backward()
-            if cfg.grad_clip is not None:
-                _clip_per_model(net, friction, E, cfg.grad_clip)
-            ok = torch.isfinite(losses).all()
-            for p in net.parameters():
-                if p.grad is not None:
-                    ok = ok & torch.isfinite(p.grad).all()
-            if friction.log_gamma.grad is not None:
-                ok = ok & torch.isfinite(friction.log_gamma.grad).all()
-            if sync_every == 1 and not bool(ok):
-                _restore_state(net, friction, ema, good)
-                raise TrainingDivergedError(_diverged_message(it, losses), it, result())
-            optimizer.step()
-            if ema is not None:
-                decay = min(cfg.ema, (1.0 + it) / (10.0 + it)) if cfg.ema_warmup else cfg.ema
-                with torch.no_grad():
-                    for k, p in net.named_parameters():
-                        ema[k].mul_(decay).add_(p.detach(), alpha=1.0 - decay)
-            pending.append((losses.detach(), friction().detach()))
-            if (it + 1) % sync_every == 0 or it + 1 == n_iter:
-                if sync_every > 1 and not bool(ok):
-                    _restore_state(net, friction, ema, good)
-                    raise TrainingDivergedError(_diverged_message(it, losses), it, result())
-                for lv, fv in pending:
-                    history["loss"].append(lv.cpu().tolist())
-                    history["friction"].append(fv.cpu().tolist())
-                pending.clear()
-                good = _snapshot_state(net, friction, ema)
-                last = history["loss"][-1]
-                bar.set_postfix(loss=f"{float(np.mean(last)):.4g}", gamma=f"{float(np.mean(history['friction'][-1])):.4g}", refresh=False)
-            bar.update(1)
-            if callback is not None:
-                callback(it)
-            if cfg.checkpoint_every and (it + 1) % cfg.checkpoint_every == 0:
-                for lv, fv in pending:
-                    history["loss"].append(lv.cpu().tolist())
-                    history["friction"].append(fv.cpu().tolist())
-                pending.clear()
-                _save_checkpoint(
-                    cfg.checkpoint_path, it + 1, net, friction, optimizer, ema, gens, dev_gens, history, fingerprint, cfg
-                )
-    finally:
-        bar.close()
-    return result()
-
-
-class _NoBar:
-    def set_postfix(self, *args, **kwargs) -> None:
-        pass
-
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress_bar(enabled: bool, total: int, initial: int):
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc="WLM", dynamic_ncols=True)
-
-
-class _IterationContext:
-    """Builds the loss of one iteration: sampling, rollout, batched Sinkhorn divergences."""
-
-    def __init__(self, cfg, net, friction, data, loss_fn, gens, dev_gens, device, dtype, blurs=None, diameters=None) -> None:
-        self.cfg, self.net, self.friction, self.data, self.loss_fn = cfg, net, friction, data, loss_fn
-        E = len(gens)
-        self.blurs = list(blurs) if blurs is not None else [loss_fn.blur] * E
-        self.diameters = list(diameters) if diameters is not None else [loss_fn.diameter] * E
-        self.gens, self.dev_gens, self.device, self.dtype = gens, dev_gens, device, dtype
-        self.E = len(gens)
-
-    def _horizon_cap(self, it: int, e: int) -> int:
+    def horizon_cap(self, it: int, e: int) -> int:
+        """Largest horizon model ``e`` may draw at iteration ``it`` (``horizon``, ``horizon_ramp``)."""
         kmax = self.data.n_intervals[e]
         if self.cfg.horizon is not None:
             kmax = min(kmax, self.cfg.horizon)
@@ -377,17 +241,18 @@ class _IterationContext:
             kmax = max(1, int(math.ceil(kmax * min(1.0, (it + 1) / self.cfg.horizon_ramp))))
         return kmax
 
-    def loss(self, it: int) -> Tensor:
+    def __call__(self, it: int) -> Tensor:
         cfg, data, E = self.cfg, self.data, self.E
+        # line 1: a horizon per model
         if cfg.fixed_horizon:
-            K = [self._horizon_cap(it, e) for e in range(E)]
+            K = [self.horizon_cap(it, e) for e in range(E)]
         else:
-            K = [int(torch.randint(1, self._horizon_cap(it, e) + 1, (1,), generator=self.gens[e])) for e in range(E)]
-        n = min(
+            K = [int(torch.randint(1, self.horizon_cap(it, e) + 1, (1,), generator=self.gens[e])) for e in range(E)]
+        # line 2: the start (a minibatch of the first snapshot) and the targets of the same size
+        n = int(min(
             min([cfg.particles_per_batch or math.inf] + [data.points[e][k].shape[0] for k in range(K[e] + 1)])
             for e in range(E)
-        )
-        n = int(n)
+        ))
         x0, v0, targets = [], [], []
         for e in range(E):
             pts0 = data.points[e][0]
@@ -400,8 +265,8 @@ class _IterationContext:
                 if n < y.shape[0]:
                     y = y[torch.randperm(y.shape[0], generator=self.gens[e])[:n].to(self.device)]
                 targets.append(y)
-        x0_t, v0_t = torch.stack(x0), torch.stack(v0)
-
+        # ... rolled out to t_K with each model's own steps (models past their horizon keep
+        # stepping with their last step size; those positions are not used)
         n_steps = [data.index[e][K[e]] for e in range(E)]
         S = max(n_steps)
         steps = torch.tensor(
@@ -410,21 +275,23 @@ class _IterationContext:
         )
         record = sorted({data.index[e][k] for e in range(E) for k in range(1, K[e] + 1)})
         t0 = torch.tensor(data.t0, dtype=self.dtype, device=self.device)
-        force = self._force_fn(n, n_steps, S)
-        positions, _, _ = leapfrog(
-            force, x0_t, v0_t, steps=steps, gamma=self.friction(), t0=t0, scheme=cfg.integrator, record=record
-        )
+        positions = leapfrog(
+            self.force_fn(n, n_steps, S), torch.stack(x0), torch.stack(v0), steps=steps, gamma=self.friction(), t0=t0,
+            scheme=cfg.integrator, record=record,
+        ).positions
+        # line 3: mean over k <= K_e of the Sinkhorn divergences, all in one batched call
         at = dict(zip(record, positions))
         preds = torch.stack([at[data.index[e][k]][e] for e in range(E) for k in range(1, K[e] + 1)])
         owners = [e for e in range(E) for _ in range(K[e])]
-        div = self.loss_fn(
+        div = self.divergence(
             preds, torch.stack(targets), blur=[self.blurs[e] for e in owners], diameter=[self.diameters[e] for e in owners]
         )
         owner = torch.tensor(owners, device=self.device)
         sums = torch.zeros(E, dtype=div.dtype, device=self.device).index_add(0, owner, div)
         return sums / torch.tensor(K, dtype=div.dtype, device=self.device)
 
-    def _force_fn(self, n: int, n_steps: list[int], S: int):
+    def force_fn(self, n: int, n_steps: list[int], S: int) -> Callable[[Tensor, Tensor], Tensor]:
+        """The force of the rollout: dropout masks per model, detaching, step checkpointing."""
         cfg, net = self.cfg, self.net
         dropout = net.dropout > 0
         use_ckpt = cfg.checkpoint_steps is True or (
@@ -473,28 +340,242 @@ class _IterationContext:
         return force
 
 
+# ---------------------------------------------------------------------------- Algorithm 1, lines 4-5
+class TrainingState:
+    """Everything a training run updates: network, friction, AdamW, EMA, generators, history.
+
+    It takes the optimiser step of line 4 and the EMA update of line 5, keeps a copy of the last
+    good weights for divergence recovery, and saves / loads itself as a resumable checkpoint.
+    """
+
+    def __init__(self, tasks: Sequence[Task], cfg: WLMConfig, d: int, device: torch.device, dtype: torch.dtype) -> None:
+        self.cfg, self.E = cfg, len(tasks)
+        self.generators = [torch.Generator().manual_seed(int(t.seed)) for t in tasks]
+        self.device_generators = [_device_generator(device, t.seed) for t in tasks]
+        with torch.random.fork_rng(devices=[]):
+            prev = torch.get_default_dtype()
+            torch.set_default_dtype(dtype)
+            try:
+                self.network = SetPotential(
+                    d, hidden=cfg.hidden, heads=cfg.heads, blocks=cfg.blocks, ffn=cfg.ffn, dropout=cfg.dropout,
+                    time_features=cfg.time_features, n_models=self.E, generators=self.generators,
+                ).to(device)
+                self.friction = Friction(
+                    [cfg.friction_init if t.friction is None else t.friction for t in tasks],
+                    [t.friction is None for t in tasks],
+                ).to(device)
+            finally:
+                torch.set_default_dtype(prev)
+        groups: list[dict[str, Any]] = [
+            {"params": list(self.network.parameters()), "lr": cfg.lr, "weight_decay": cfg.weight_decay}
+        ]
+        if self.friction.any_learnable:
+            groups.append({"params": [self.friction.log_gamma], "lr": cfg.friction_lr, "weight_decay": 0.0})
+        self.optimizer = torch.optim.AdamW(groups)
+        self.ema = {k: p.detach().clone() for k, p in self.network.named_parameters()} if cfg.ema else None
+        self.history: dict[str, list] = {"loss": [], "friction": []}
+        self.iteration = 0
+        self._good = self._copy()
+
+    # -- line 4
+    def step(self, losses: Tensor) -> Tensor:
+        """Backpropagate ``losses.sum()`` and clip; return whether losses and gradients are finite.
+
+        The flag is a 0-dim bool tensor, left on the device (reading it is a host sync).
+        """
+        self.optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        if self.cfg.grad_clip is not None:
+            _clip_per_model(self.network, self.friction, self.E, self.cfg.grad_clip)
+        ok = torch.isfinite(losses).all()
+        for p in self.network.parameters():
+            if p.grad is not None:
+                ok = ok & torch.isfinite(p.grad).all()
+        if self.friction.log_gamma.grad is not None:
+            ok = ok & torch.isfinite(self.friction.log_gamma.grad).all()
+        return ok
+
+    def apply(self, it: int) -> None:
+        """The optimiser step (line 4) and the EMA update (line 5) of iteration ``it``."""
+        self.optimizer.step()
+        if self.ema is not None:
+            cfg = self.cfg
+            decay = min(cfg.ema, (1.0 + it) / (10.0 + it)) if cfg.ema_warmup else cfg.ema
+            with torch.no_grad():
+                for k, p in self.network.named_parameters():
+                    self.ema[k].mul_(decay).add_(p.detach(), alpha=1.0 - decay)
+        self.iteration = it + 1
+
+    # -- last good weights
+    def _copy(self):
+        return (
+            {k: v.detach().clone() for k, v in self.network.state_dict().items()},
+            {k: v.detach().clone() for k, v in self.friction.state_dict().items()},
+            None if self.ema is None else {k: v.clone() for k, v in self.ema.items()},
+        )
+
+    def mark_good(self) -> None:
+        """Remember the current weights as the last good ones."""
+        self._good = self._copy()
+
+    def restore_good(self) -> None:
+        """Go back to the weights remembered by :meth:`mark_good`."""
+        net, fr, ema = self._good
+        self.network.load_state_dict(net)
+        self.friction.load_state_dict(fr)
+        if self.ema is not None and ema is not None:
+            for k in self.ema:
+                self.ema[k].copy_(ema[k])
+
+    def result(self, info: dict[str, Any]) -> TrainResult:
+        E = self.E
+        return TrainResult(
+            self.network, None if self.ema is None else {k: v.clone() for k, v in self.ema.items()}, self.friction,
+            {"loss": np.asarray(self.history["loss"], dtype=np.float64).reshape(-1, E),
+             "friction": np.asarray(self.history["friction"], dtype=np.float64).reshape(-1, E)},
+            dict(info),
+        )
+
+    # -- checkpoints
+    def save(self, path: str | os.PathLike, fingerprint: str) -> None:
+        """Write a resumable checkpoint to ``path`` (atomically: a temporary file, then a rename)."""
+        state = {
+            "format": _CHECKPOINT_FORMAT,
+            "iteration": int(self.iteration),
+            "network": self.network.state_dict(),
+            "friction": self.friction.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "ema": self.ema if self.ema is not None else {},
+            "generators": [g.get_state() for g in self.generators],
+            "device_generators": [g.get_state() for g in self.device_generators],
+            "history_loss": torch.tensor(self.history["loss"], dtype=torch.float64),
+            "history_friction": torch.tensor(self.history["friction"], dtype=torch.float64),
+            "fingerprint": fingerprint,
+            "config": json.dumps(self.cfg.to_dict()),
+        }
+        path = os.fspath(path)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        tmp = path + ".tmp"
+        try:
+            torch.save(state, tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    def load(self, path: str | os.PathLike, fingerprint: str) -> None:
+        """Continue from the checkpoint at ``path`` (written by :meth:`save` for the same inputs)."""
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            raise ValueError(f"resume={path!r} is a directory; pass the checkpoint file (checkpoint_path of the earlier fit)")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"resume={path!r}: no such checkpoint file")
+        device = next(self.network.parameters()).device
+        try:
+            state = torch.load(path, map_location=device, weights_only=True)
+        except Exception as exc:  # truncated, garbage or a pickled object: say which file
+            raise ValueError(f"resume={path!r} is not a readable scwlm training checkpoint ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+        if not isinstance(state, dict) or int(state.get("format", -1)) != _CHECKPOINT_FORMAT:
+            raise ValueError(f"resume={path!r} is not a scwlm training checkpoint (or an incompatible format)")
+        if state["fingerprint"] != fingerprint:
+            raise ValueError(f"the checkpoint {path!r} was written for other data, seeds or frictions; resume with the same inputs")
+        saved = json.loads(state["config"])
+        now = self.cfg.to_dict()  # the runtime group is neither saved nor compared
+        diff = sorted(k for k in now if saved.get(k) != now[k])
+        if diff:
+            raise ValueError(f"the checkpoint {path!r} was written with other settings for: {', '.join(diff)}")
+        try:
+            self.network.load_state_dict(state["network"])
+            self.friction.load_state_dict(state["friction"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise ValueError(f"the checkpoint {path!r} does not match this model: {str(exc).splitlines()[0]}") from None
+        if self.ema is not None:
+            self.ema = {k: v.to(device) for k, v in state["ema"].items()}
+        for g, s in zip(self.generators, state["generators"]):
+            g.set_state(s)
+        for g, s in zip(self.device_generators, state["device_generators"]):
+            g.set_state(s)
+        self.history = {
+            "loss": [list(r) for r in state["history_loss"].tolist()],
+            "friction": [list(r) for r in state["history_friction"].tolist()],
+        }
+        self.iteration = int(state["iteration"])
+        self.mark_good()
+
+
+# ---------------------------------------------------------------------------- bookkeeping
+class Monitor:
+    """Progress bar, history and divergence detection, with host reads every ``sync_every`` iterations.
+
+    On accelerators the loss is read back only at sync points (a host read stalls the device), so
+    :meth:`record` keeps the losses and finiteness flags of the iterations in between; :meth:`flush`
+    moves them into the history and raises :class:`TrainingDivergedError` (after restoring the last
+    good weights) if any iteration since the last sync was not finite.
+    """
+
+    def __init__(self, state: TrainingState, n_iter: int, *, progress: bool, sync_every: int,
+                 result: Callable[[], TrainResult]) -> None:
+        self.state, self.n_iter, self.sync_every, self.result = state, n_iter, sync_every, result
+        self.pending: list[tuple[int, Tensor, Tensor, Tensor]] = []
+        self.bar = _progress_bar(progress, n_iter, state.iteration)
+
+    def record(self, it: int, losses: Tensor, ok: Tensor) -> None:
+        self.pending.append((it, losses.detach(), self.state.friction().detach(), ok))
+
+    def due(self, it: int) -> bool:
+        return (it + 1) % self.sync_every == 0 or it + 1 == self.n_iter
+
+    def flush(self) -> None:
+        """Read the pending iterations on the host; stop at the first non-finite one."""
+        if not self.pending:
+            return
+        hist = self.state.history
+        for it, lv, fv, ok in self.pending:
+            if not bool(ok):
+                self.pending.clear()
+                self.state.restore_good()
+                raise TrainingDivergedError(_diverged_message(it, lv), it, self.result())
+        for _, lv, fv, _ in self.pending:
+            hist["loss"].append(lv.cpu().tolist())
+            hist["friction"].append(fv.cpu().tolist())
+        self.pending.clear()
+        self.state.mark_good()
+        self.bar.set_postfix(
+            loss=f"{float(np.mean(hist['loss'][-1])):.4g}", gamma=f"{float(np.mean(hist['friction'][-1])):.4g}",
+            refresh=False,
+        )
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class _NoBar:
+    def set_postfix(self, *args, **kwargs) -> None:
+        pass
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(enabled: bool, total: int, initial: int):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="WLM", dynamic_ncols=True)
+
+
 def _diverged_message(it: int, losses: Tensor) -> str:
     vals = ", ".join(f"{float(v):.4g}" for v in losses.detach().cpu())
     return (
         f"non-finite loss or gradient at iteration {it} (losses: {vals}); training stopped and the last good "
         "weights were kept (see .result). Try a smaller lr or dt, grad_clip, or a shorter horizon / horizon_ramp."
     )
-
-
-def _snapshot_state(net, friction, ema):
-    return (
-        {k: v.detach().clone() for k, v in net.state_dict().items()},
-        {k: v.detach().clone() for k, v in friction.state_dict().items()},
-        None if ema is None else {k: v.clone() for k, v in ema.items()},
-    )
-
-
-def _restore_state(net, friction, ema, good) -> None:
-    net.load_state_dict(good[0])
-    friction.load_state_dict(good[1])
-    if ema is not None and good[2] is not None:
-        for k in ema:
-            ema[k].copy_(good[2][k])
 
 
 def _clip_per_model(net: SetPotential, friction: Friction, E: int, max_norm: float) -> None:
@@ -512,42 +593,106 @@ def _clip_per_model(net: SetPotential, friction: Friction, E: int, max_norm: flo
         g.mul_(factor)
 
 
-_RESUME_IGNORED = {"progress", "checkpoint_every", "checkpoint_path", "sync_every"}
+# ---------------------------------------------------------------------------- the loop
+def _sync_interval(device: torch.device, cfg: WLMConfig) -> int:
+    """Iterations between host reads of the loss: every one on CPU (a read is free there)."""
+    return 1 if device.type == "cpu" else cfg.sync_every
 
 
-def _check_resume(state: dict, fingerprint: str, cfg: WLMConfig) -> None:
-    if int(state.get("format", -1)) != _CHECKPOINT_FORMAT:
-        raise ValueError("not a scwlm training checkpoint (or an incompatible format)")
-    if state["fingerprint"] != fingerprint:
-        raise ValueError("the checkpoint was written for other data, seeds or frictions; resume with the same inputs")
-    import json
+def train(
+    tasks: Sequence[Task],
+    config: WLMConfig,
+    *,
+    n_iter: int,
+    device: torch.device | str = "cpu",
+    resume: str | os.PathLike | None = None,
+    callback: Any = None,
+) -> TrainResult:
+    """Train one WLM model per task, all in one vectorised run.
 
-    saved = json.loads(state["config"])
-    now = cfg.to_dict()
-    diff = sorted(k for k in now if k not in _RESUME_IGNORED and saved.get(k) != now[k])
-    if diff:
-        raise ValueError(f"the checkpoint was written with other settings for: {', '.join(diff)}")
+    Parameters
+    ----------
+    tasks
+        The models to train (their data, seeds and frictions).
+    config
+        Shared settings (architecture, optimiser, loss, integrator).
+    n_iter
+        Total number of iterations (optimizer steps).
+    device
+        Torch device.
+    resume
+        Path of a checkpoint written by an earlier call with ``checkpoint_every``; training
+        continues from it up to ``n_iter`` and gives the same result as an uninterrupted run.
+    callback
+        Optional ``callback(iteration)`` called after every optimizer step (e.g. for timing).
 
+    Returns
+    -------
+    TrainResult
 
-def _save_checkpoint(path, iteration, net, friction, optimizer, ema, gens, dev_gens, history, fingerprint, cfg) -> None:
-    import json
+    Examples
+    --------
+    >>> import torch
+    >>> from scwlm.core.snapshots import as_snapshots
+    >>> snaps = as_snapshots([torch.randn(20, 2), torch.randn(20, 2) + 1.0], [0.0, 1.0])
+    >>> cfg = WLMConfig(hidden=8, heads=1, blocks=1, ffn=8, progress=False)
+    >>> res = train([Task(snaps, seed=0)], cfg, n_iter=2)
+    >>> res.history["loss"].shape
+    (2, 1)
+    """
+    if not tasks:
+        raise ValueError("need at least one task")
+    if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
+        raise ValueError(f"n_iter must be a positive integer, got {n_iter!r}")
+    dims = {t.snapshots.dim for t in tasks}
+    if len(dims) != 1:
+        raise ValueError(f"all tasks must have the same dimension, got {sorted(dims)}")
+    cfg, device = config, torch.device(device)
+    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+    data = TrainingData(tasks, cfg, device, dtype)
 
-    state = {
-        "format": _CHECKPOINT_FORMAT,
-        "iteration": int(iteration),
-        "network": net.state_dict(),
-        "friction": friction.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "ema": ema if ema is not None else {},
-        "generators": [g.get_state() for g in gens],
-        "device_generators": [g.get_state() for g in dev_gens],
-        "history_loss": torch.tensor(history["loss"], dtype=torch.float64),
-        "history_friction": torch.tensor(history["friction"], dtype=torch.float64),
-        "fingerprint": fingerprint,
-        "config": json.dumps(cfg.to_dict()),
-    }
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    # the loss scale of every model from its own data (a fixed generator: identical data give an
+    # identical blur, so an ensemble member matches its separate fit)
+    blurs = [
+        float(cfg.blur) if cfg.blur is not None
+        else blur_heuristic(t.snapshots.points, generator=torch.Generator().manual_seed(0))
+        for t in tasks
+    ]
+    diameters = [point_cloud_diameter(t.snapshots.points) for t in tasks]
+    divergence = SinkhornDivergence(
+        p=cfg.p, blur=blurs[0], scaling=cfg.scaling, diameter=diameters[0], backend=cfg.sinkhorn_backend
+    )
+    state = TrainingState(tasks, cfg, dims.pop(), device, dtype)
+    fingerprint = _fingerprint(tasks)
+    if resume is not None:
+        state.load(resume, fingerprint)
+        if state.iteration > n_iter:
+            raise ValueError(f"the checkpoint is at iteration {state.iteration}, beyond n_iter={n_iter}")
+    info = dict(dt=data.dt, step=data.h, blur=blurs, diameter=diameters, n_iter=n_iter,
+                seeds=[int(t.seed) for t in tasks], dim=state.network.dim)
+    loss = RolloutLoss(
+        cfg, state.network, state.friction, data, divergence, generators=state.generators,
+        device_generators=state.device_generators, blurs=blurs, diameters=diameters,
+    )
+    sync_every = _sync_interval(device, cfg)
+    monitor = Monitor(state, n_iter, progress=cfg.progress, sync_every=sync_every, result=lambda: state.result(info))
+    try:
+        for it in range(state.iteration, n_iter):
+            losses = loss(it)                      # lines 1-3
+            ok = state.step(losses)                # line 4: backward, clipping
+            if sync_every == 1 and not bool(ok):   # on CPU, stop before a non-finite step is taken
+                monitor.record(it, losses, ok)
+                monitor.flush()
+            state.apply(it)                        # line 4: AdamW; line 5: EMA
+            monitor.record(it, losses, ok)
+            checkpoint = cfg.checkpoint_every and (it + 1) % cfg.checkpoint_every == 0
+            if monitor.due(it) or checkpoint:
+                monitor.flush()                    # raises if any iteration since the last flush diverged
+            monitor.bar.update(1)
+            if callback is not None:
+                callback(it)
+            if checkpoint:
+                state.save(cfg.checkpoint_path, fingerprint)
+    finally:
+        monitor.close()
+    return state.result(info)
