@@ -224,9 +224,11 @@ class RolloutLoss:
         device_generators: Sequence[torch.Generator],
         blurs: Sequence[float],
         diameters: Sequence[float],
+        subset_generators: Sequence[torch.Generator] | None = None,
     ) -> None:
         self.cfg, self.net, self.friction, self.data, self.divergence = cfg, network, friction, data, divergence
         self.gens, self.dev_gens = list(generators), list(device_generators)
+        self.subset_gens = None if subset_generators is None else list(subset_generators)
         self.E = len(self.gens)
         self.blurs, self.diameters = list(blurs), list(diameters)
         p0 = next(network.parameters())
@@ -256,15 +258,14 @@ class RolloutLoss:
         x0, v0, targets = [], [], []
         for e in range(E):
             pts0 = data.points[e][0]
-            idx = torch.randperm(pts0.shape[0], generator=self.gens[e])[:n] if n < pts0.shape[0] else None
-            x0.append(pts0 if idx is None else pts0[idx.to(self.device)])
+            idx = self._subset(e, pts0.shape[0], n)
+            x0.append(pts0 if idx is None else pts0[idx])
             v = data.v0[e]
-            v0.append(torch.zeros_like(x0[-1]) if v is None else (v if idx is None else v[idx.to(self.device)]))
+            v0.append(torch.zeros_like(x0[-1]) if v is None else (v if idx is None else v[idx]))
             for k in range(1, K[e] + 1):
                 y = data.points[e][k]
-                if n < y.shape[0]:
-                    y = y[torch.randperm(y.shape[0], generator=self.gens[e])[:n].to(self.device)]
-                targets.append(y)
+                idx = self._subset(e, y.shape[0], n)
+                targets.append(y if idx is None else y[idx])
         # ... rolled out to t_K with each model's own steps (models past their horizon keep
         # stepping with their last step size; those positions are not used)
         n_steps = [data.index[e][K[e]] for e in range(E)]
@@ -289,6 +290,20 @@ class RolloutLoss:
         owner = torch.tensor(owners, device=self.device)
         sums = torch.zeros(E, dtype=div.dtype, device=self.device).index_add(0, owner, div)
         return sums / torch.tensor(K, dtype=div.dtype, device=self.device)
+
+    def _subset(self, e: int, size: int, n: int) -> Tensor | None:
+        """Rows of a random subset of ``n`` of ``size`` points for model ``e`` (``None``: all of them).
+
+        With ``subset_generators`` (data-parallel ranks other than the first) the model's own
+        generator still advances exactly as without them, so every rank draws the same horizons,
+        while the rows come from the rank's own stream.
+        """
+        if n >= size:
+            return None
+        idx = torch.randperm(size, generator=self.gens[e])[:n]
+        if self.subset_gens is not None:
+            idx = torch.randperm(size, generator=self.subset_gens[e])[:n]
+        return idx.to(self.device)
 
     def force_fn(self, n: int, n_steps: list[int], S: int) -> Callable[[Tensor, Tensor], Tensor]:
         """The force of the rollout: dropout masks per model, detaching, step checkpointing."""
@@ -378,13 +393,16 @@ class TrainingState:
         self._good = self._copy()
 
     # -- line 4
-    def step(self, losses: Tensor) -> Tensor:
+    def step(self, losses: Tensor, reduce_gradients: Callable[["TrainingState"], None] | None = None) -> Tensor:
         """Backpropagate ``losses.sum()`` and clip; return whether losses and gradients are finite.
 
+        ``reduce_gradients(self)``, when given, runs between the backward pass and the clipping.
         The flag is a 0-dim bool tensor, left on the device (reading it is a host sync).
         """
         self.optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()
+        if reduce_gradients is not None:
+            reduce_gradients(self)
         if self.cfg.grad_clip is not None:
             _clip_per_model(self.network, self.friction, self.E, self.cfg.grad_clip)
         ok = torch.isfinite(losses).all()
@@ -607,6 +625,8 @@ def train(
     device: torch.device | str = "cpu",
     resume: str | os.PathLike | None = None,
     callback: Any = None,
+    data_rank: int = 0,
+    reduce_gradients: Callable[[TrainingState], None] | None = None,
 ) -> TrainResult:
     """Train one WLM model per task, all in one vectorised run.
 
@@ -625,6 +645,13 @@ def train(
         continues from it up to ``n_iter`` and gives the same result as an uninterrupted run.
     callback
         Optional ``callback(iteration)`` called after every optimizer step (e.g. for timing).
+    data_rank
+        For data parallelism (:mod:`scwlm.distributed`): rank ``r > 0`` draws its particle
+        minibatches from its own stream (seeded by the model's seed and ``r``) and everything else
+        (initialisation, horizons, dropout) as rank 0 does.
+    reduce_gradients
+        Optional ``reduce_gradients(state)`` called after every backward pass, before clipping
+        (e.g. an all-reduce that averages the gradients over data-parallel ranks).
 
     Returns
     -------
@@ -673,13 +700,16 @@ def train(
     loss = RolloutLoss(
         cfg, state.network, state.friction, data, divergence, generators=state.generators,
         device_generators=state.device_generators, blurs=blurs, diameters=diameters,
+        subset_generators=None if not data_rank else [
+            torch.Generator().manual_seed(int(t.seed) * 1_000_003 + int(data_rank)) for t in tasks
+        ],
     )
     sync_every = _sync_interval(device, cfg)
     monitor = Monitor(state, n_iter, progress=cfg.progress, sync_every=sync_every, result=lambda: state.result(info))
     try:
         for it in range(state.iteration, n_iter):
             losses = loss(it)                      # lines 1-3
-            ok = state.step(losses)                # line 4: backward, clipping
+            ok = state.step(losses, reduce_gradients)  # line 4: backward, (all-reduce), clipping
             if sync_every == 1 and not bool(ok):   # on CPU, stop before a non-finite step is taken
                 monitor.record(it, losses, ok)
                 monitor.flush()
