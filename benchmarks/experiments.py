@@ -21,7 +21,7 @@ import numpy as np
 
 import scwlm
 from scwlm import datasets as D
-from scwlm.core.baselines import constant_velocity, mccann_interpolation
+from scwlm.core.baselines import constant_velocity, interpolation_baselines
 from scwlm.core.metrics import mean_se, wasserstein1
 
 __all__ = ["EXPERIMENTS", "PAPER", "QUICK_CHANGES", "settings"]
@@ -196,9 +196,9 @@ def oceans_interp(profile: str, seed: int, device: str, n_iter: int | None = Non
     for h, w in zip(holdout, ev["w1"]):
         name = f"t{h + 1}"  # the paper numbers times from 1
         metrics[name] = w
-        pts, wts = mccann_interpolation(s[h - 1], s[h + 1], (t[h] - t[h - 1]) / (t[h + 1] - t[h - 1]))
-        base[f"mccann_{name}"] = wasserstein1(pts, s[h], x_weights=wts)
-        base[f"previous_{name}"] = wasserstein1(s[h - 1], s[h])
+        b = interpolation_baselines(s, t, h, holdout)  # between the observed neighbours h - 1 and h + 1
+        base[f"mccann_{name}"] = b["w1_mccann"]
+        base[f"previous_{name}"] = b["w1_previous"]
     metrics["mean"] = float(np.mean(ev["w1"]))
     base["mccann_mean"] = float(np.mean([base[f"mccann_t{h + 1}"] for h in holdout]))
     base["previous_mean"] = float(np.mean([base[f"previous_t{h + 1}"] for h in holdout]))
@@ -247,9 +247,9 @@ def eb_loo(profile: str, seed: int, device: str, n_iter: int | None = None) -> l
     records = []
     for mech, h in zip(ens, holdouts):
         ev = mech.evaluate(s, t, v, protocol="interpolate", holdout=[h])
-        pts, wts = mccann_interpolation(s[h - 1], s[h + 1], (t[h] - t[h - 1]) / (t[h + 1] - t[h - 1]))
+        b = interpolation_baselines(s, t, h, [h])
         metrics = {"w1": ev["w1"][0]}
-        base = {"mccann": wasserstein1(pts, s[h], x_weights=wts), "previous": wasserstein1(s[h - 1], s[h])}
+        base = {"mccann": b["w1_mccann"], "previous": b["w1_previous"]}
         rec = _record("eb_loo", f"holdout{h}", profile, seed, st, kw, wall / len(ens), mech, metrics, base)
         rec.update(holdout=h, data_file=ds.meta.get("file"), subset=bool(ds.meta.get("subset")), n_cells=ds.meta.get("n_cells"))
         records.append(rec)
