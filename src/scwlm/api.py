@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .core.config import WLMConfig
-from .core.snapshots import Snapshots, as_snapshots
+from .core.snapshots import Snapshots, as_snapshots, check_dtype_range
 from .core.trainer import Task, TrainingDivergedError, TrainResult, train
 from .mechanics import Mechanics, MechanicsEnsemble, _resolve_device
 
@@ -26,11 +26,19 @@ def _parse_friction(friction: Any) -> float | None:
     return float(friction)
 
 
+#: seeds are integers in [0, MAX_SEED): torch's CPU generator keeps 32 bits of a seed, so larger
+#: seeds would silently give the same model as ``seed % 2**32``
+MAX_SEED = 2**32
+
+
 def _parse_seed(seed: Any) -> int:
     if seed is None:
         return int(np.random.SeedSequence().entropy % (2**31))
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (numbers.Integral, np.integer)):
         raise ValueError(f"random_state must be an integer (or a list of integers), got {seed!r}")
+    if not 0 <= int(seed) < MAX_SEED:
+        raise ValueError(f"random_state must be an integer in [0, 2**32), got {int(seed)} "
+                         "(larger seeds would repeat smaller ones: the generator keeps 32 bits)")
     return int(seed)
 
 
@@ -98,10 +106,12 @@ def fit(
     n_iter
         Number of training iterations (optimizer steps).
     device
-        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ...
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``; a device
+        that is not available raises ``ValueError``.
     random_state
-        Seed; the same seed gives the same result on the same machine. A list of seeds trains an
-        ensemble in one vectorised run and returns a :class:`~scwlm.MechanicsEnsemble`.
+        Seed, an integer in ``[0, 2**32)``; the same seed gives the same result on the same machine.
+        A list of seeds trains an ensemble in one vectorised run and returns a
+        :class:`~scwlm.MechanicsEnsemble`.
     resume
         Path of a checkpoint (written with ``checkpoint_every``/``checkpoint_path``) to continue from.
     **config
@@ -116,7 +126,9 @@ def fit(
     ------
     ValueError
         Invalid data (NaN/inf, fewer than two snapshots, unsorted or duplicate times, dimension
-        mismatch, empty snapshots, velocities of the wrong shape) or unknown config keys.
+        mismatch, empty snapshots, velocities of the wrong shape, values whose squares overflow
+        float32 when ``dtype="float32"``), unknown config keys, a seed outside ``[0, 2**32)``, an
+        unavailable ``device``, or times that would need too many integrator steps.
     TrainingDivergedError
         A non-finite loss; ``err.mechanics`` holds the model with the last good weights.
 
@@ -131,6 +143,7 @@ def fit(
     """
     cfg = WLMConfig.from_kwargs(**config)
     snaps = as_snapshots(snapshots, times, velocities)
+    check_dtype_range(snaps, cfg.dtype)
     single = not isinstance(random_state, (list, tuple, np.ndarray))
     seeds = [_parse_seed(random_state)] if single else [_parse_seed(s) for s in random_state]
     if not seeds:
@@ -190,6 +203,7 @@ def fit_many(
             raise ValueError(f"datasets[{i}] must be (snapshots, times[, velocities]) or a dict with those keys")
         try:
             snaps_list.append(as_snapshots(*args))
+            check_dtype_range(snaps_list[-1], cfg.dtype)
         except ValueError as exc:
             raise ValueError(f"datasets[{i}]: {exc}") from None
     n = len(snaps_list)

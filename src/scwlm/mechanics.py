@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,10 +24,88 @@ __all__ = ["Mechanics", "MechanicsEnsemble", "load"]
 _FORMAT = 1
 
 
-def _resolve_device(device: str | torch.device) -> torch.device:
+#: device names :func:`_resolve_device` accepts (``"cuda:N"`` picks the N-th GPU)
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+
+#: most integrator steps one :meth:`Mechanics.rollout` may take (guards against times that
+#: would run for hours or overflow, e.g. ``times=[1e7]`` with ``dt=0.2``)
+MAX_ROLLOUT_STEPS = 1_000_000
+
+
+def _resolve_device(device: Any, what: str = "device") -> torch.device:
+    """The torch device for ``device``, or a ``ValueError`` naming ``what`` and the valid choices.
+
+    The one place devices are checked (:func:`scwlm.fit`, :func:`scwlm.fit_many`, :func:`scwlm.load`,
+    :meth:`Mechanics.to` and the ``scwlm`` command all come here).
+    """
+    choices = ", ".join(repr(c) for c in DEVICE_CHOICES)
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    if isinstance(device, torch.device):
+        dev = device
+    elif isinstance(device, str):
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, ValueError):
+            raise ValueError(f"{what} must be one of {choices}, got {device!r}") from None
+    else:
+        raise ValueError(f"{what} must be one of {choices} (a string), got {device!r}")
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{what}={device!r} but CUDA is not available on this machine "
+                             f"(torch {torch.__version__}); use {what}='cpu' or 'auto'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"{what}={device!r} but only {torch.cuda.device_count()} CUDA device(s) are visible")
+        return dev
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(f"{what}={device!r} but MPS is not available on this machine; use {what}='cpu' or 'auto'")
+        return dev
+    raise ValueError(f"{what} must be one of {choices}, got {device!r}")
+
+
+def _real(value: Any, what: str) -> float:
+    """A finite real number from ``value`` (numbers, NumPy scalars, 0-d arrays), else ``ValueError``."""
+    if isinstance(value, (bool, np.bool_)) or isinstance(value, (str, bytes)):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
+    try:
+        arr = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
+    except Exception:  # noqa: BLE001 - any object numpy cannot read
+        raise ValueError(f"{what} must be a finite number, got {value!r}") from None
+    if arr.ndim != 0 or arr.dtype.kind not in "iuf":
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
+    out = float(arr)
+    if not math.isfinite(out):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
+    return out
+
+
+def _positive_int(value: Any, what: str) -> int:
+    """A positive integer (integral floats such as ``5.0`` included), else ``ValueError``."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    if isinstance(value, (numbers.Integral, np.integer)):
+        out = int(value)
+    elif isinstance(value, (numbers.Real, np.floating)) and math.isfinite(float(value)) and float(value).is_integer():
+        out = int(value)
+    else:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    if out < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return out
+
+
+def _check_range(x: torch.Tensor, dtype: torch.dtype, what: str) -> None:
+    """``ValueError`` when finite float64 values of ``x`` would overflow ``dtype``."""
+    if dtype == torch.float64 or x.numel() == 0:
+        return
+    big = float(x.abs().max())
+    if big > torch.finfo(dtype).max:
+        raise ValueError(f"{what} has values up to {big:.3g}, beyond the range of the model's {str(dtype).replace('torch.', '')} "
+                         f"(max {torch.finfo(dtype).max:.3g}); rescale the data or use a float64 model")
 
 
 class Mechanics:
@@ -137,9 +216,13 @@ class Mechanics:
 
     # ------------------------------------------------------------------ physics
     def _tensor(self, x: Any, what: str) -> torch.Tensor:
-        return as_points(x, what, dim=self.dim).to(self.device, self.dtype).unsqueeze(0)
+        pts = as_points(x, what, dim=self.dim)
+        _check_range(pts, self.dtype, what)
+        return pts.to(self.device, self.dtype).unsqueeze(0)
 
     def _time(self, t: float | None) -> float | None:
+        if t is not None:
+            t = _real(t, "t")
         if self.network.time_features and t is None:
             raise ValueError("this model depends on time (time_features > 0): pass t")
         return t
@@ -206,16 +289,9 @@ class Mechanics:
         v = torch.zeros_like(x) if v0 is None else self._tensor(v0, "v0")
         if v.shape != x.shape:
             raise ValueError(f"v0 has shape {tuple(v.shape[1:])} but x0 has shape {tuple(x.shape[1:])}")
-        substeps = self.config.eval_substeps if substeps is None else int(substeps)
-        if substeps < 1:
-            raise ValueError(f"substeps must be >= 1, got {substeps}")
-        if not math.isfinite(float(t0)):
-            raise ValueError(f"t0 must be finite, got {t0}")
-        tt = np.asarray(times, dtype=np.float64).reshape(-1)
-        if tt.size == 0:
-            raise ValueError("times is empty")
-        if not np.isfinite(tt).all():
-            raise ValueError("times contain non-finite values")
+        substeps = self.config.eval_substeps if substeps is None else _positive_int(substeps, "substeps")
+        t0 = _real(t0, "t0")
+        tt = _times(times)
         if (np.diff(tt) < 0).any():
             raise ValueError("times must be non-decreasing")
         if tt[0] < t0:
@@ -223,6 +299,13 @@ class Mechanics:
         # a uniform grid t0 + k h: requesting more output times never changes the others; a time
         # between grid points is reached by one partial step from the grid point before it
         h = self.dt / substeps
+        steps = (float(tt[-1]) - t0) / h
+        if not steps <= MAX_ROLLOUT_STEPS:
+            raise ValueError(
+                f"times up to {float(tt[-1]):.6g} from t0={t0:.6g} imply {steps:.3g} integrator steps "
+                f"(step dt/substeps = {self.dt:g}/{substeps}), more than MAX_ROLLOUT_STEPS={MAX_ROLLOUT_STEPS:,}; "
+                "ask for earlier `times`, lower `substeps`, or use a model fitted with a larger `dt`"
+            )
         grid, branches = [], {}
         for t in tt:
             r = (t - float(t0)) / h
@@ -247,6 +330,9 @@ class Mechanics:
         return np.stack([(at[k] if not d else out.branches[(k, d)])[0].detach().cpu().numpy() for k, d in grid])
 
     def _simulate(self, substeps):
+        if substeps is not None:
+            substeps = _positive_int(substeps, "substeps")
+
         def simulate(x0, v0, t0, times):
             return self.rollout(x0, v0, t0=t0, times=times, substeps=substeps)
 
@@ -347,8 +433,13 @@ class Mechanics:
         return {"meta": json.dumps(meta), "weights": weights, "history": history}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], device: str | torch.device = "cpu") -> "Mechanics":
+    def from_state(cls, state: dict[str, Any], device: str | torch.device = "cpu", *, source: str = "the model state") -> "Mechanics":
         """Rebuild a model from :meth:`to_state` output (NumPy arrays or tensors).
+
+        Everything is checked before use: a ``ValueError`` naming ``source`` says what is wrong
+        (not a scwlm state, an architecture that does not match the weights, a missing or extra
+        tensor, non-finite weights, a friction that is not a finite number >= 0, a ``dt`` that is not
+        positive and finite). Settings this version does not know load with a ``UserWarning``.
 
         Examples
         --------
@@ -357,16 +448,75 @@ class Mechanics:
         """
         try:
             meta = json.loads(state["meta"]) if isinstance(state["meta"], (str, bytes)) else dict(state["meta"])
-            weights = state["weights"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"not a scwlm model state: {exc}") from None
-        if meta.get("library") != "scwlm" or int(meta.get("format", -1)) != _FORMAT:
-            raise ValueError("not a scwlm model state of a supported format")
-        dtype = getattr(torch, meta.get("dtype", "float32"))
-        net = SetPotential(**meta["architecture"], generators=[torch.Generator().manual_seed(0)]).to(dtype)
-        net.load_state_dict({k: torch.as_tensor(np.asarray(v)).to(dtype) for k, v in weights.items()})
-        history = {k: np.asarray(v, dtype=np.float64) for k, v in dict(state.get("history", {})).items()}
-        mech = cls(net, meta["friction"], config=WLMConfig.from_saved(meta["config"], source="the model's config"), dt=meta["dt"], history=history, info=meta["info"])
+            weights = dict(state["weights"])
+            history = dict(state.get("history", None) or {})
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"{source}: not a scwlm model state ({type(exc).__name__}: {exc})") from None
+        return cls._from_parts(meta, weights, history, device, meta_source=source, weights_source=source)
+
+    @classmethod
+    def _from_parts(cls, meta: Any, weights: dict, history: dict, device, *, meta_source: str, weights_source: str) -> "Mechanics":
+        if not isinstance(meta, dict) or meta.get("library") != "scwlm":
+            raise ValueError(f"{meta_source}: not a scwlm model (no \"library\": \"scwlm\" entry)")
+        if meta.get("format") != _FORMAT:
+            raise ValueError(f"{meta_source}: unsupported model format {meta.get('format')!r} (this version reads format {_FORMAT})")
+        missing = [k for k in ("architecture", "friction", "dt", "config") if k not in meta]
+        if missing:
+            raise ValueError(f"{meta_source}: missing entries {missing}")
+        dtype_name = meta.get("dtype", "float32")
+        if dtype_name not in ("float32", "float64"):
+            raise ValueError(f"{meta_source}: dtype must be 'float32' or 'float64', got {dtype_name!r}")
+        dtype = getattr(torch, dtype_name)
+        try:
+            friction = _real(meta["friction"], "friction")
+            if friction < 0:
+                raise ValueError(f"friction must be >= 0, got {friction!r}")
+            dt = _real(meta["dt"], "dt")
+            if dt <= 0:
+                raise ValueError(f"dt must be > 0, got {dt!r}")
+        except ValueError as exc:
+            raise ValueError(f"{meta_source}: {exc}") from None
+        info = meta.get("info", {}) or {}
+        if not isinstance(info, dict):
+            raise ValueError(f"{meta_source}: 'info' must be a mapping, got {type(info).__name__}")
+        arch = meta["architecture"]
+        if not isinstance(arch, dict) or arch.get("n_models", 1) != 1:
+            raise ValueError(f"{meta_source}: 'architecture' must describe one network, got {arch!r}")
+        try:
+            for key in ("dim", "hidden", "heads", "blocks", "ffn"):
+                if key in arch:
+                    _positive_int(arch[key], f"architecture.{key}")
+            with torch.device("meta"):  # shapes only: nothing is allocated
+                expected = {k: tuple(v.shape) for k, v in SetPotential(**arch).state_dict().items()}
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(f"{meta_source}: invalid architecture {arch!r} ({exc})") from None
+        config = WLMConfig.from_saved(meta["config"], source=meta_source)
+        tensors = {}
+        for name, value in weights.items():
+            try:
+                t = value.detach().cpu() if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
+            except (TypeError, ValueError, RuntimeError) as exc:
+                raise ValueError(f"{weights_source}: weight {name!r} is not a numeric array ({exc})") from None
+            if not (t.is_floating_point()):
+                raise ValueError(f"{weights_source}: weight {name!r} has dtype {t.dtype}, expected floating point")
+            tensors[name] = t
+        if set(tensors) != set(expected):
+            lost, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+            raise ValueError(f"{weights_source}: the weights do not match the architecture in the model's config"
+                             + (f"; missing tensors {lost}" if lost else "") + (f"; unexpected tensors {extra}" if extra else ""))
+        for name, shape in expected.items():
+            if tuple(tensors[name].shape) != shape:
+                raise ValueError(f"{weights_source}: weight {name!r} has shape {tuple(tensors[name].shape)}, "
+                                 f"but the architecture in the model's config implies {shape}")
+            if not bool(torch.isfinite(tensors[name]).all()):
+                raise ValueError(f"{weights_source}: weight {name!r} contains non-finite values (NaN or inf)")
+        try:
+            hist = {str(k): np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v, dtype=np.float64) for k, v in history.items()}
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{weights_source}: the training history is not numeric ({exc})") from None
+        net = SetPotential(**arch, generators=[torch.Generator().manual_seed(0)]).to(dtype)
+        net.load_state_dict({k: v.to(dtype) for k, v in tensors.items()})
+        mech = cls(net, friction, config=config, dt=dt, history=hist, info=info)
         return mech.to(device)
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -382,20 +532,23 @@ class Mechanics:
         >>> sorted(os.listdir(path))
         ['config.json', 'state.pt']
         """
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
+        path = _writable_dir(path)
         state = self.to_state()
-        (path / "config.json").write_text(json.dumps(json.loads(state["meta"]), indent=2))
         tensors = {
             "network": {k: torch.from_numpy(v) for k, v in state["weights"].items()},
             "history": {k: torch.from_numpy(v) for k, v in state["history"].items()},
         }
-        torch.save(tensors, path / "state.pt")
+        path.mkdir(parents=True, exist_ok=True)
+        _write_atomic(path / "state.pt", lambda f: torch.save(tensors, f))
+        _write_atomic(path / "config.json", lambda f: f.write(json.dumps(json.loads(state["meta"]), indent=2).encode()))
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "Mechanics":
         """Load a model saved with :meth:`save`.
+
+        Raises ``FileNotFoundError`` when ``path`` is not a saved model and a ``ValueError`` naming
+        the file and the problem when ``config.json`` or ``state.pt`` is damaged.
 
         Examples
         --------
@@ -406,11 +559,75 @@ class Mechanics:
         """
         path = Path(path)
         cfg_file, state_file = path / "config.json", path / "state.pt"
+        if (path / _ENSEMBLE_FILE).is_file():
+            raise ValueError(f"{path} holds an ensemble of models: load it with scwlm.load")
         if not cfg_file.is_file() or not state_file.is_file():
             raise FileNotFoundError(f"{path} is not a saved scwlm model (expected config.json and state.pt inside)")
-        tensors = torch.load(state_file, map_location="cpu", weights_only=True)
-        state = {"meta": cfg_file.read_text(), "weights": tensors["network"], "history": tensors.get("history", {})}
-        return cls.from_state(state, device=device)
+        dev = _resolve_device(device)
+        try:
+            meta = json.loads(cfg_file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{cfg_file}: not valid JSON ({exc})") from None
+        try:
+            tensors = torch.load(state_file, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - torch raises many kinds for damaged files
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise ValueError(f"{state_file}: not a readable scwlm weights file ({type(exc).__name__}: {first})") from None
+        if not isinstance(tensors, dict) or not isinstance(tensors.get("network"), dict):
+            raise ValueError(f"{state_file}: not a scwlm weights file (expected a dict with a 'network' entry of tensors)")
+        history = tensors.get("history", {})
+        if not isinstance(history, dict):
+            raise ValueError(f"{state_file}: 'history' must be a dict of tensors")
+        return cls._from_parts(meta, tensors["network"], history, dev, meta_source=str(cfg_file), weights_source=str(state_file))
+
+
+def _writable_dir(path: str | os.PathLike) -> Path:
+    """``path`` as a :class:`Path`, or a ``ValueError`` when it exists and is not a directory."""
+    try:
+        path = Path(path)
+    except TypeError:
+        raise ValueError(f"path must be a str or os.PathLike, got {path!r}") from None
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"cannot save to {path}: it exists and is not a directory")
+    return path
+
+
+def _write_atomic(target: Path, write) -> None:
+    """Write ``target`` through a temporary file, so an interrupted save never leaves half a file."""
+    tmp = target.with_name(target.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _times(times: Any) -> np.ndarray:
+    """The output times of a rollout as a non-empty finite float64 vector, else ``ValueError`` naming ``times``."""
+    if isinstance(times, (str, bytes)):
+        raise ValueError(f"times must be a sequence of numbers, got {times!r}")
+    try:
+        arr = np.asarray(times.detach().cpu() if isinstance(times, torch.Tensor) else times)
+    except Exception as exc:  # noqa: BLE001 - ragged lists, odd objects
+        raise ValueError(f"times must be a sequence of numbers: {exc}") from None
+    if arr.dtype.kind == "b" or arr.dtype.kind not in "iuf":
+        if arr.dtype.kind == "O":
+            try:
+                arr = arr.astype(np.float64)
+            except (TypeError, ValueError):
+                arr = None
+        else:
+            arr = None
+        if arr is None:
+            raise ValueError(f"times must be a sequence of numbers, got {times!r}")
+    tt = arr.astype(np.float64).reshape(-1)
+    if tt.size == 0:
+        raise ValueError("times is empty")
+    if not np.isfinite(tt).all():
+        raise ValueError(f"times contain non-finite values: {tt.tolist()[:10]}")
+    return tt
 
 
 def _jsonable(obj: Any) -> Any:
@@ -427,6 +644,9 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+_ENSEMBLE_FILE = "ensemble.json"
+
+
 class MechanicsEnsemble(list):
     """Models trained together in one vectorised run (a list of :class:`Mechanics`).
 
@@ -436,6 +656,11 @@ class MechanicsEnsemble(list):
     ...                 blocks=1, ffn=8, progress=False)
     >>> len(ens), len(ens.frictions)
     (2, 2)
+    >>> import tempfile, os
+    >>> path = ens.save(os.path.join(tempfile.mkdtemp(), "ensemble"))
+    >>> again = scwlm.load(path)
+    >>> type(again).__name__, again.frictions == ens.frictions
+    ('MechanicsEnsemble', True)
     """
 
     @property
@@ -447,9 +672,63 @@ class MechanicsEnsemble(list):
         """:meth:`Mechanics.evaluate` of every member (same arguments)."""
         return [m.evaluate(*args, **kwargs) for m in self]
 
+    def to(self, device: str | torch.device) -> "MechanicsEnsemble":
+        """Move every member to ``device`` (in place) and return the ensemble."""
+        dev = _resolve_device(device)
+        for m in self:
+            m.to(dev)
+        return self
 
-def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> Mechanics:
-    """Load a :class:`Mechanics` saved with :meth:`Mechanics.save`.
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save to the directory ``path``: ``ensemble.json`` and one :meth:`Mechanics.save` folder per member.
+
+        :func:`scwlm.load` reads it back as a :class:`MechanicsEnsemble` (members in order).
+        """
+        if not len(self) or not all(isinstance(m, Mechanics) for m in self):
+            raise ValueError("a MechanicsEnsemble to save must hold at least one Mechanics (and nothing else)")
+        path = _writable_dir(path)
+        names = [f"member_{i}" for i in range(len(self))]
+        for name, m in zip(names, self):
+            m.save(path / name)
+        index = {"library": "scwlm", "kind": "ensemble", "format": _FORMAT, "members": names}
+        _write_atomic(path / _ENSEMBLE_FILE, lambda f: f.write(json.dumps(index, indent=2).encode()))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "MechanicsEnsemble":
+        """Load an ensemble saved with :meth:`save`."""
+        path = Path(path)
+        index_file = path / _ENSEMBLE_FILE
+        if not index_file.is_file():
+            raise FileNotFoundError(f"{path} is not a saved scwlm ensemble (expected {_ENSEMBLE_FILE} inside)")
+        dev = _resolve_device(device)
+        try:
+            index = json.loads(index_file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{index_file}: not valid JSON ({exc})") from None
+        members = index.get("members") if isinstance(index, dict) else None
+        if (not isinstance(index, dict) or index.get("library") != "scwlm" or index.get("kind") != "ensemble"
+                or not isinstance(members, list) or not members
+                or not all(isinstance(n, str) and n and "/" not in n and "\\" not in n and n not in (".", "..") for n in members)):
+            raise ValueError(f"{index_file}: not a scwlm ensemble index (expected 'library', 'kind' and a list of 'members')")
+        out = []
+        for name in members:
+            try:
+                out.append(Mechanics.load(path / name, device=dev))
+            except FileNotFoundError:
+                raise ValueError(f"{index_file}: member {name!r} is missing ({path / name} is not a saved model)") from None
+        return cls(out)
+
+
+def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> Mechanics | MechanicsEnsemble:
+    """Load a model saved with :meth:`Mechanics.save` (or an ensemble saved with :meth:`MechanicsEnsemble.save`).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` is not a saved model or ensemble.
+    ValueError
+        A damaged or edited file (named in the message), or a bad ``device``.
 
     Examples
     --------
@@ -459,4 +738,7 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> Mechani
     >>> same.friction == mech.friction
     True
     """
-    return Mechanics.load(path, device=_resolve_device(device))
+    dev = _resolve_device(device)
+    if (Path(path) / _ENSEMBLE_FILE).is_file():
+        return MechanicsEnsemble.load(path, device=dev)
+    return Mechanics.load(path, device=dev)

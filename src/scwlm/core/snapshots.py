@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Snapshots", "as_snapshots", "as_points"]
+__all__ = ["Snapshots", "as_snapshots", "as_points", "check_dtype_range"]
 
 
 def _to_float64(x: Any, what: str) -> Tensor:
@@ -79,11 +79,6 @@ class Snapshots:
 
     def __len__(self) -> int:
         return len(self.points)
-
-    def subset(self, indices: Sequence[int]) -> "Snapshots":
-        """The snapshots at ``indices`` (in that order)."""
-        idx = [int(i) for i in indices]
-        return Snapshots(tuple(self.points[i] for i in idx), self.times[idx].clone(), tuple(self.velocities[i] for i in idx))
 
 
 def _split_sequence(obj: Any, what: str) -> list[Any]:
@@ -180,3 +175,38 @@ def as_snapshots(snapshots: Any, times: Any, velocities: Any = None, *, min_snap
             _check_finite(tv, f"velocities[{i}]")
             vels.append(tv)
     return Snapshots(tuple(points), tt, tuple(vels))
+
+
+def check_dtype_range(snaps: Snapshots, dtype: str, what: str = "") -> None:
+    """``ValueError`` naming the snapshot when its values, or their squared distances, overflow ``dtype``.
+
+    Training in float32 computes squared distances (the Sinkhorn cost) and squared norms; data
+    whose squares exceed float32's range (about 3.4e38, i.e. coordinates beyond about 1e19) would
+    only fail later as a diverged loss. Nothing is checked for ``"float64"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_dtype_range(as_snapshots([np.zeros((2, 1)), np.full((2, 1), 1e30)], [0, 1]), "float32")
+    Traceback (most recent call last):
+    ...
+    ValueError: snapshot 1 has values up to 1e+30, whose squares (squared distances in the Sinkhorn loss) overflow float32 (max 3.4e+38); rescale the data (e.g. standardise it) or fit with dtype='float64'
+    """
+    if dtype == "float64":
+        return
+    top = float(torch.finfo(getattr(torch, dtype)).max)
+    prefix = f"{what}: " if what else ""
+    entries = [(f"snapshot {i}", p) for i, p in enumerate(snaps.points)]
+    entries += [(f"velocities[{i}]", v) for i, v in enumerate(snaps.velocities) if v is not None]
+    for name, x in entries:
+        big = float(x.abs().max())
+        if big > top:
+            raise ValueError(f"{prefix}{name} has values up to {big:.3g}, beyond the range of {dtype} (max {top:.3g}); "
+                             f"rescale the data or fit with dtype='float64'")
+        if name.startswith("snapshot"):
+            # squared norms and squared distances: |x|^2 and |x - y|^2 <= (2 max|x|)^2 per coordinate
+            sq = float((x.abs().amax(0) ** 2).sum()) * 4.0
+            if sq > top:
+                raise ValueError(f"{prefix}{name} has values up to {big:.3g}, whose squares (squared distances in the "
+                                 f"Sinkhorn loss) overflow {dtype} (max {top:.3g}); rescale the data (e.g. standardise it) "
+                                 f"or fit with dtype='float64'")
