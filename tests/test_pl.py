@@ -136,13 +136,32 @@ def test_rollout_plots_from_anndata_and_arrays(fitted, mech2d):
     # plain arrays, any 2-D basis
     mech, snaps = mech2d
     pred = np.concatenate([snaps[0][None], mech.rollout(snaps[0], t0=0.0, times=[1.0, 2.0])])
-    fig = scwlm.pl.rollout(snaps, predicted=pred, times=[0, 1, 2], return_fig=True)
+    fig = scwlm.pl.rollout_arrays(snaps, pred, times=[0, 1, 2], return_fig=True)
     assert len(fig.axes) == 3 and fig.axes[2].get_title() == "t = 2"
     _, axes = plt.subplots(1, 3)
-    out = scwlm.pl.rollout([snaps[0], None, snaps[2]], predicted=pred, ax=axes)
+    out = scwlm.pl.rollout_arrays([snaps[0], None, snaps[2]], predicted=pred, ax=axes)
     assert list(out) == list(axes)
     with pytest.raises(ValueError, match="aligned"):
-        scwlm.pl.rollout(snaps[:2], predicted=pred)
+        scwlm.pl.rollout_arrays(snaps[:2], predicted=pred)
+
+
+def test_rollout_and_animate_array_input_of_the_anndata_functions_is_deprecated(mech2d, tmp_path):
+    mech, snaps = mech2d
+    pred = np.concatenate([snaps[0][None], mech.rollout(snaps[0], t0=0.0, times=[1.0, 2.0])])
+    with pytest.warns(DeprecationWarning, match="rollout_arrays"):
+        fig = scwlm.pl.rollout(snaps, predicted=pred, times=[0, 1, 2], return_fig=True)
+    assert len(fig.axes) == 3 and fig.axes[2].get_title() == "t = 2"
+    with pytest.warns(DeprecationWarning, match="rollout_arrays"):
+        fig = scwlm.pl.rollout(list(snaps), times=[0, 1, 2], ncols=2, return_fig=True)
+    assert len(fig.axes) == 3
+    with pytest.warns(DeprecationWarning, match="animate_arrays"):
+        out = scwlm.pl.animate(pred, tmp_path / "old.gif", observed=snaps, times=[0, 1, 2])
+    assert out.stat().st_size > 0
+    # the two kinds of input keep separate signatures
+    with pytest.raises(TypeError, match="predicted"):
+        scwlm.pl.rollout(make_adata(), predicted=pred)
+    with pytest.raises(TypeError, match="observed"):
+        scwlm.pl.animate(make_adata(), tmp_path / "x.gif", observed=snaps)
 
 
 # -------------------------------------------------------------------------------------- potential
@@ -170,15 +189,15 @@ def test_animate_writes_gifs(fitted, mech2d, tmp_path):
 
     mech, snaps = mech2d
     frames = mech.rollout(snaps[0], t0=0.0, times=[0.0, 0.5, 1.0, 2.0])
-    out = scwlm.pl.animate(frames, tmp_path / "roll.gif", fps=2)
+    out = scwlm.pl.animate_arrays(frames, tmp_path / "roll.gif", fps=2)
     assert out == tmp_path / "roll.gif" and out.stat().st_size > 0
     with Image.open(out) as im:
         assert im.format == "GIF" and im.n_frames == 4
-    side = scwlm.pl.animate(frames, tmp_path / "side.gif", observed=[snaps[0], None, snaps[1], snaps[2]],
-                            times=[0, 0.5, 1, 2])
+    side = scwlm.pl.animate_arrays(frames, tmp_path / "side.gif", observed=[snaps[0], None, snaps[1], snaps[2]],
+                                   times=[0, 0.5, 1, 2])
     assert side.stat().st_size > 0
     from_adata = scwlm.pl.animate(fitted, tmp_path / "adata.gif")
     with Image.open(from_adata) as im:
         assert im.n_frames == 3  # start, day 1, day 2
     with pytest.raises(ValueError, match=r"\(T, n, d\)"):
-        scwlm.pl.animate(np.zeros((3, 2)), tmp_path / "bad.gif")
+        scwlm.pl.animate_arrays(np.zeros((3, 2)), tmp_path / "bad.gif")

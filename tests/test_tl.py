@@ -61,7 +61,7 @@ def test_fit_copy_semantics_and_stored_results():
     assert p["time_key"] == "day" and p["basis"] == "X_pca" and p["n_dims"] == 3
     assert p["velocity_source"] == "obsm['velocity_pca']" and p["friction"] == "learnable"
     assert p["time_labels"].tolist() == ["0", "1", "2"] and p["times"].tolist() == [0.0, 1.0, 2.0]
-    assert p["n_cells"].tolist() == [30, 30, 30] and p["holdout"].size == 0
+    assert p["n_cells"].tolist() == [30, 30, 30] and p["holdouts"].size == 0
     assert p["engine_config"]["hidden"] == 8 and p["engine_config"]["dt"] == "None"
     assert res["loss_history"].shape == (2,) and res["friction_history"].shape == (2,)
     assert res["friction"] == pytest.approx(res["friction_history"][-1])
@@ -197,7 +197,7 @@ def test_time_labels_and_stored_mapping(kind):
     scwlm.tl.fit_mechanics(adata, "t", n_dims=2, holdout=labels[1], **ENGINE)
     p = adata.uns["wlm"]["params"]
     assert p["time_labels"].tolist() == labels and p["times"].tolist() == times and p["time_kind"] == tkind
-    assert p["holdout"].tolist() == [labels[1]]
+    assert p["holdouts"].tolist() == [labels[1]]
     assert np.isfinite(adata.uns["wlm"]["metrics"]["w1"]).all()
     # rollouts name their targets by label
     pred = scwlm.tl.rollout(adata, source=labels[0], targets=labels[2], n_cells=5)

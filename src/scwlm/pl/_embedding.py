@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from .._docs import (
+    _doc_params,
+    doc_components,
+    doc_embedding_basis,
+    doc_n_cells,
+    doc_plot_returns,
+    doc_random_state_subset,
+    doc_show_save_ax,
+    doc_substeps,
+)
 from ._utils import axis_name, check_components, finish, knn_transfer, new_axes
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -16,21 +27,19 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["holdout", "rollout"]
+__all__ = ["holdout", "rollout", "rollout_arrays"]
 
 _GREY = "#d3d3d3"
 _OBS = "C0"
 _PRED = "C3"
 
 
-def _held_out_labels(adata: AnnData, key: str) -> list[str]:
-    from ..tl._utils import stored_list
-
-    p = adata.uns[key]["params"]
-    labels = stored_list(p.get("holdout", []))
-    return labels or stored_list(p.get("holdouts", []))
+def is_anndata(data: Any) -> bool:
+    return hasattr(data, "obsm") and hasattr(data, "uns") and hasattr(data, "obs")
 
 
+@_doc_params(doc_n_cells=doc_n_cells, doc_substeps=doc_substeps, doc_random_state=doc_random_state_subset,
+             doc_show_save_ax=doc_show_save_ax, doc_returns=doc_plot_returns)
 def holdout(
     adata: AnnData,
     key: str = "wlm",
@@ -39,7 +48,7 @@ def holdout(
     basis: str = "X_umap",
     n_neighbors: int = 15,
     n_cells: int | None = None,
-    substeps: int = 5,
+    substeps: int | None = None,
     seed: int | None = None,
     random_state: int = 0,
     size: float | None = None,
@@ -75,18 +84,18 @@ def holdout(
         2-D embedding to draw on (default ``"X_umap"``).
     n_neighbors
         Neighbours of the k-NN placement.
-    n_cells, substeps, random_state
-        As in :func:`scwlm.tl.rollout` (a subset of the starting cells, integrator substeps, seed).
+    {doc_n_cells}
+    {doc_substeps}
     seed
         For a leave-one-out result: which seed's model (default: the first).
+    {doc_random_state}
     size
         Marker size.
-    ax, show, save, return_fig
-        As in :func:`scwlm.pl.loss` (``save=True`` writes ``figures/holdout.png``).
+    {doc_show_save_ax}
 
     Returns
     -------
-    Figure, Axes or None
+    {doc_returns}
 
     Raises
     ------
@@ -98,32 +107,35 @@ def holdout(
     >>> scwlm.tl.fit_mechanics(adata, "day", holdout=2)  # doctest: +SKIP
     >>> scwlm.pl.holdout(adata, "wlm")  # doctest: +SKIP
     """
-    from ..pp._checks import obsm_array, uns_entry
+    from ..core.protocols import previous_observed
     from ..tl._rollout import predict
-    from ..tl._utils import cell_labels, fit_info
+    from ..tl._store import read_record
 
-    entry = uns_entry(adata, key, "key")
-    info = fit_info(adata, key)
-    held = _held_out_labels(adata, key)
+    record = read_record(adata, key)
+    labels = record.params.labels
+    held = record.params.holdouts
     if not held:
         raise ValueError(f"the fit adata.uns[{key!r}] has no held-out time point; fit with holdout=... or use "
                          f"scwlm.tl.leave_one_out")
     if holdout is None:
         h_label = held[0]
     else:
-        j = info.axis.find(holdout)
-        h_label = info.labels[j] if j is not None else str(holdout)
+        j = record.params.axis.find(holdout)
+        h_label = labels[j] if j is not None else str(holdout)
         if h_label not in held:
             raise ValueError(f"{holdout!r} was not held out; held-out labels: {held}")
-    h = info.labels.index(h_label)
-    is_loo = "models" in entry and "model" not in entry
-    excluded = {h_label} if is_loo else set(held)
-    prev = [i for i in range(h) if info.labels[i] not in excluded]
-    if not prev:
-        raise ValueError(f"held-out label {h_label!r} has no earlier observed time point")
-    start = info.labels[prev[-1]]
+    h = labels.index(h_label)
+    try:
+        start = labels[previous_observed(h, [labels.index(x) for x in record.excluded_for(h_label)])]
+    except ValueError:
+        raise ValueError(f"held-out label {h_label!r} has no earlier observed time point") from None
+    model_holdout, _ = record.model_for(h_label)
     pred = predict(adata, key, start, [h_label], n_cells=n_cells, substeps=substeps, random_state=random_state,
-                   holdout=h_label if is_loo else None, seed=seed)
+                   holdout=model_holdout, seed=seed)
+    from ..pp._checks import obsm_array
+    from ..tl._time import cell_labels
+
+    info = record.params
     P = pred.basis[0]
     Xfit = obsm_array(adata, info.basis)[:, : info.n_dims]
     codes = cell_labels(adata, info.time_key, info.labels, info.times)
@@ -154,7 +166,7 @@ def holdout(
     ax.set_xticks([])
     ax.set_yticks([])
     title = f"held-out {info.time_key} {h_label} ({where})"
-    w1 = _metric(entry, h_label, seed)
+    w1 = record.w1(h_label, seed)
     if w1 is not None:
         title += f"\nW1 = {w1:.3g}"
     ax.set_title(title, fontsize="medium")
@@ -162,24 +174,6 @@ def holdout(
     for handle in leg.legend_handles:
         handle.set_sizes([20.0])
     return finish(fig, ax, ax_given, name="holdout", show=show, save=save, return_fig=return_fig)
-
-
-def _metric(entry: dict, label: str, seed: int | None) -> float | None:
-    from ..tl._utils import stored_list
-
-    if "metrics" in entry:
-        m = entry["metrics"]
-        labels = stored_list(m.get("holdout", []))
-        if label in labels:
-            return float(np.asarray(m["w1"]).reshape(-1)[labels.index(label)])
-    if "results" in entry:
-        r = entry["results"]
-        hs = stored_list(r.get("holdout", []))
-        ss = np.asarray(r.get("seed", [])).reshape(-1).tolist()
-        for i, (hh, ss_i) in enumerate(zip(hs, ss)):
-            if hh == label and (seed is None or int(ss_i) == int(seed)):
-                return float(np.asarray(r["w1"]).reshape(-1)[i])
-    return None
 
 
 # ---------------------------------------------------------------------------------------- rollout
@@ -194,15 +188,18 @@ class Panels:
     ylabel: str
 
 
-def _panels_from_anndata(adata: AnnData, key: str, *, rollout_key: str | None, source: Any, targets: Any,
-                         n_cells: int | None, substeps: int, random_state: int, components: Sequence[int],
-                         basis: str | None, n_neighbors: int) -> Panels:
-    from ..pp._checks import obsm_array, uns_entry
+def panels_from_anndata(adata: AnnData, key: str, *, rollout_key: str | None, source: Any, targets: Any,
+                        n_cells: int | None, substeps: int | None, random_state: int, components: Sequence[int],
+                        basis: str | None, n_neighbors: int) -> Panels:
+    """The panels of a recorded rollout (``rollout_key``), or of one simulated now (``source``, ``targets``)."""
+    from ..pp._checks import check_anndata, obsm_array
     from ..tl._rollout import predict
-    from ..tl._utils import cell_labels, fit_info, stored_list
+    from ..tl._store import read_record
+    from ..tl._time import cell_labels
 
-    entry = uns_entry(adata, key, "key")
-    info = fit_info(adata, key)
+    check_anndata(adata)
+    record = read_record(adata, key)
+    info = record.params
     Xfit = obsm_array(adata, info.basis)[:, : info.n_dims]
     if source is not None or targets is not None:
         if source is None or targets is None:
@@ -212,22 +209,20 @@ def _panels_from_anndata(adata: AnnData, key: str, *, rollout_key: str | None, s
         src = pred.source
     else:
         rk = f"{key}_rollout" if rollout_key is None else rollout_key
-        recs = dict(entry.get("rollouts", {}))
+        recs = record.rollouts
         if rk not in recs:
             raise KeyError(f"no rollout {rk!r} recorded in adata.uns[{key!r}]['rollouts'] (recorded: "
                            f"{sorted(recs) or 'none'}); run scwlm.tl.rollout first or pass source and targets")
         rec = recs[rk]
-        names = stored_list(rec["targets"])
-        times = np.asarray(rec["target_times"], dtype=np.float64).reshape(-1)
-        src = stored_list(rec["source"])[0]
+        names, times, src = rec.targets, rec.target_times, rec.source
         pos = {n: i for i, n in enumerate(np.asarray(adata.obs_names).astype(str))}
-        cells = stored_list(rec["source_cells"])
+        cells = rec.source_cells
         missing = [c for c in cells if c not in pos]
         if missing:
             raise ValueError(f"{len(missing)} simulated cells of rollout {rk!r} are no longer in adata (e.g. {missing[0]!r})")
         rows = np.asarray([pos[c] for c in cells], dtype=np.int64)
         coords = []
-        for k in stored_list(rec["obsm_keys"]):
+        for k in rec.obsm_keys:
             if k not in adata.obsm:
                 raise KeyError(f"adata.obsm[{k!r}] of rollout {rk!r} is missing")
             coords.append(obsm_array(adata, k, "rollout")[rows])
@@ -265,7 +260,11 @@ def _panels_from_anndata(adata: AnnData, key: str, *, rollout_key: str | None, s
     return Panels(titles, obs_list, pred_list, xlabel, ylabel)
 
 
-def _panels_from_arrays(observed: Any, predicted: Any, times: Any, components: Sequence[int]) -> Panels:
+def panels_from_arrays(observed: Any, predicted: Any, times: Any, components: Sequence[int]) -> Panels:
+    """The panels of observed snapshots and / or predicted positions given as arrays."""
+    if observed is not None and not isinstance(observed, (list, tuple)) and not (
+            isinstance(observed, np.ndarray) and observed.ndim == 3):
+        raise TypeError(f"expected a list of observed (n_i, d) arrays (or None), got {type(observed).__name__}")
     pred = None if predicted is None else np.asarray(predicted, dtype=np.float64)
     if pred is not None and pred.ndim != 3:
         raise ValueError(f"predicted must be a (T, n, d) array, got shape {pred.shape}")
@@ -300,18 +299,6 @@ def _panels_from_arrays(observed: Any, predicted: Any, times: Any, components: S
                   f"x{comps[0] + 1}", f"x{comps[1] + 1}")
 
 
-def panels(data: Any, key: str, *, predicted: Any, times: Any, rollout_key: str | None, source: Any, targets: Any,
-           n_cells: int | None, substeps: int, random_state: int, components: Sequence[int], basis: str | None,
-           n_neighbors: int) -> Panels:
-    if hasattr(data, "obsm") and hasattr(data, "uns"):
-        return _panels_from_anndata(data, key, rollout_key=rollout_key, source=source, targets=targets,
-                                    n_cells=n_cells, substeps=substeps, random_state=random_state,
-                                    components=components, basis=basis, n_neighbors=n_neighbors)
-    if data is not None and not isinstance(data, (list, tuple)) and not (isinstance(data, np.ndarray) and data.ndim == 3):
-        raise TypeError(f"expected an AnnData or a list of observed (n_i, d) arrays, got {type(data).__name__}")
-    return _panels_from_arrays(data, predicted, times, components)
-
-
 def limits(p: Panels) -> tuple[tuple[float, float], tuple[float, float]]:
     pts = [a for a in p.observed + p.predicted if a is not None and a.size]
     allp = np.concatenate(pts) if pts else np.zeros((1, 2))
@@ -323,17 +310,21 @@ def limits(p: Panels) -> tuple[tuple[float, float], tuple[float, float]]:
     return (lo[0] - pad[0], hi[0] + pad[0]), (lo[1] - pad[1], hi[1] + pad[1])
 
 
+_ROLLOUT_OPTS = {"doc_components": doc_components, "doc_show_save_ax": doc_show_save_ax,
+                 "doc_returns": doc_plot_returns}
+
+
+@_doc_params(doc_n_cells=doc_n_cells, doc_substeps=doc_substeps, doc_random_state=doc_random_state_subset,
+             doc_basis=doc_embedding_basis, **_ROLLOUT_OPTS)
 def rollout(
-    data: Any,
+    adata: AnnData,
     key: str = "wlm",
     *,
-    predicted: Any = None,
-    times: Any = None,
     rollout_key: str | None = None,
     source: Any = None,
     targets: Any = None,
     n_cells: int | None = None,
-    substeps: int = 5,
+    substeps: int | None = None,
     random_state: int = 0,
     components: Sequence[int] = (0, 1),
     basis: str | None = None,
@@ -344,64 +335,141 @@ def rollout(
     show: bool | None = None,
     save: bool | str | Path | None = None,
     return_fig: bool = False,
+    **array_input: Any,
 ) -> Figure | Any | None:
-    """Panels over time: observed cells (blue) and predicted cells (red).
+    """Panels over time of a fitted AnnData: observed cells (blue) and predicted cells (red).
 
-    Two kinds of input:
-
-    * an AnnData with a fit in ``.uns[key]``: draws the rollout recorded by
-      :func:`scwlm.tl.rollout` (``rollout_key``, default ``f"{key}_rollout"``), or, when ``source``
-      and ``targets`` are given, simulates one without writing to ``adata``. The first panel is
-      the start (the simulated cells in red over all cells of that time); then one panel per target
-      with the observed cells of that label, if any. Coordinates: ``components`` of the fit's basis,
-      or of ``basis`` (e.g. ``"X_umap"``) with predictions placed by k-NN regression as in
-      :func:`holdout`.
-    * plain arrays, in any 2-D basis: ``data`` = a list of observed ``(n_i, d)`` arrays (``None``
-      for times without observations), ``predicted`` = a ``(T, n, d)`` array aligned with it (e.g.
-      :meth:`~scwlm.Mechanics.rollout` output with the start prepended), ``times`` = ``T`` values for the
-      titles. Either of ``data`` / ``predicted`` may be ``None``.
+    Draws the rollout recorded by :func:`scwlm.tl.rollout` (``rollout_key``, default
+    ``f"{key}_rollout"``), or, when ``source`` and ``targets`` are given, simulates one without
+    writing to ``adata``. The first panel is the start (the simulated cells in red over all cells
+    of that time); then one panel per target with the observed cells of that label, if any.
+    Coordinates: ``components`` of the fit's basis, or of ``basis`` (e.g. ``"X_umap"``) with
+    predictions placed by k-NN regression as in :func:`holdout`. For plain arrays use
+    :func:`rollout_arrays`.
 
     Parameters
     ----------
-    data
-        AnnData, or a list of observed arrays (or ``None``).
+    adata
+        Annotated data matrix with a fit in ``adata.uns[key]``.
     key
-        Key of the fit (AnnData input).
-    predicted, times
-        Arrays input (see above).
-    rollout_key, source, targets, n_cells, substeps, random_state
-        AnnData input: which recorded rollout to draw, or what to simulate.
-    components
-        Two column indices to draw.
-    basis, n_neighbors
-        AnnData input: draw in this embedding (k-NN placement of predictions).
+        Key of the fit in ``adata.uns``.
+    rollout_key
+        Which recorded rollout to draw (the ``key_added`` of :func:`scwlm.tl.rollout`).
+    source, targets
+        Simulate the cells of ``source`` to ``targets`` instead (as in :func:`scwlm.tl.rollout`).
+    {doc_n_cells}
+    {doc_substeps}
+    {doc_random_state}
+    {doc_components}
+    {doc_basis}
     ncols
         Panels per row.
     size
         Marker size.
-    ax
-        A sequence of axes, one per panel (else a new figure).
-    show, save, return_fig
-        As in :func:`scwlm.pl.loss` (``save=True`` writes ``figures/rollout.png``).
+    {doc_show_save_ax}
+        ``ax`` may also be a sequence of axes, one per panel.
+    **array_input
+        Deprecated: ``rollout(observed_list, predicted=..., times=...)`` is forwarded to
+        :func:`rollout_arrays` with a :class:`DeprecationWarning`.
 
     Returns
     -------
-    Figure, the axes (when given) or None
+    {doc_returns}
+        With several panels, the axes are a list.
+
+    Raises
+    ------
+    KeyError
+        ``key``, ``rollout_key`` or an obsm entry of the recorded rollout is missing.
+    ValueError
+        Only one of ``source`` / ``targets``, bad ``components``, cells of the recorded rollout
+        no longer in ``adata``.
+
+    Examples
+    --------
+    >>> scwlm.tl.rollout(adata, "wlm", source=0, targets=[1, 2])  # doctest: +SKIP
+    >>> scwlm.pl.rollout(adata, "wlm", basis="X_umap")  # doctest: +SKIP
+    >>> scwlm.pl.rollout(adata, "wlm", source=1, targets=[2, 2.5], return_fig=True)  # doctest: +SKIP
+    """
+    draw = dict(ncols=ncols, size=size, ax=ax, show=show, save=save, return_fig=return_fig)
+    if not is_anndata(adata):
+        unknown = sorted(set(array_input) - {"predicted", "times"})
+        if unknown:
+            raise TypeError(f"rollout() got unexpected keyword arguments {unknown}")
+        warnings.warn("scwlm.pl.rollout(observed_arrays, predicted=..., times=...) is deprecated; use "
+                      "scwlm.pl.rollout_arrays(observed, predicted, times)", DeprecationWarning, stacklevel=2)
+        return rollout_arrays(adata, array_input.get("predicted"), array_input.get("times"), components=components,
+                              **draw)
+    if array_input:
+        raise TypeError(f"rollout() got unexpected keyword arguments {sorted(array_input)} for AnnData input "
+                        f"(predicted / times belong to scwlm.pl.rollout_arrays)")
+    p = panels_from_anndata(adata, key, rollout_key=rollout_key, source=source, targets=targets, n_cells=n_cells,
+                            substeps=substeps, random_state=random_state, components=components, basis=basis,
+                            n_neighbors=n_neighbors)
+    return _draw(p, **draw)
+
+
+@_doc_params(**_ROLLOUT_OPTS)
+def rollout_arrays(
+    observed: Any = None,
+    predicted: Any = None,
+    times: Any = None,
+    *,
+    components: Sequence[int] = (0, 1),
+    ncols: int = 4,
+    size: float = 6.0,
+    ax: Axes | Sequence[Axes] | None = None,
+    show: bool | None = None,
+    save: bool | str | Path | None = None,
+    return_fig: bool = False,
+) -> Figure | Any | None:
+    """Panels over time from plain arrays, in any 2-D basis: observed (blue) and predicted (red).
+
+    Parameters
+    ----------
+    observed
+        A list of ``T`` observed ``(n_i, d)`` arrays (``None`` for times without observations),
+        or ``None``.
+    predicted
+        A ``(T, n, d)`` array aligned with ``observed`` (e.g. :meth:`~scwlm.Mechanics.rollout`
+        output with the start prepended), or ``None``.
+    times
+        ``T`` values for the panel titles (default ``t0``, ``t1``, ...).
+    {doc_components}
+    ncols
+        Panels per row.
+    size
+        Marker size.
+    {doc_show_save_ax}
+        ``ax`` may also be a sequence of axes, one per panel.
+
+    Returns
+    -------
+    {doc_returns}
+        With several panels, the axes are a list.
+
+    Raises
+    ------
+    ValueError
+        Neither ``observed`` nor ``predicted``; misaligned lengths or dimensions.
 
     Examples
     --------
     >>> import numpy as np, scwlm
     >>> obs = [np.random.default_rng(i).normal(size=(20, 2)) + i for i in range(3)]
     >>> pred = np.stack([obs[0] + 0.9 * i for i in range(3)])
-    >>> fig = scwlm.pl.rollout(obs, predicted=pred, times=[0, 1, 2], return_fig=True, show=False)
+    >>> fig = scwlm.pl.rollout_arrays(obs, pred, times=[0, 1, 2], return_fig=True, show=False)
     >>> len(fig.axes)
     3
     """
+    p = panels_from_arrays(observed, predicted, times, components)
+    return _draw(p, ncols=ncols, size=size, ax=ax, show=show, save=save, return_fig=return_fig)
+
+
+def _draw(p: Panels, *, ncols: int, size: float, ax: Any, show: bool | None, save: bool | str | Path | None,
+          return_fig: bool) -> Figure | Any | None:
     import matplotlib.pyplot as plt
 
-    p = panels(data, key, predicted=predicted, times=times, rollout_key=rollout_key, source=source, targets=targets,
-               n_cells=n_cells, substeps=substeps, random_state=random_state, components=components, basis=basis,
-               n_neighbors=n_neighbors)
     n = len(p.titles)
     ax_given = ax is not None
     if ax_given:

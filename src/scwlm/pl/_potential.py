@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from .._docs import _doc_params, doc_plot_returns, doc_show_save_ax
 from ._utils import finish, new_axes
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,6 +36,7 @@ def insertion_energy(mech: Mechanics, grid: np.ndarray, reference: np.ndarray | 
     return out
 
 
+@_doc_params(doc_show_save_ax=doc_show_save_ax, doc_returns=doc_plot_returns)
 def potential(
     mechanics: Mechanics,
     *,
@@ -81,12 +83,11 @@ def potential(
         Draw the force arrows.
     cmap
         Colormap of the landscape.
-    ax, show, save, return_fig
-        As in :func:`scwlm.pl.loss` (``save=True`` writes ``figures/potential.png``).
+    {doc_show_save_ax}
 
     Returns
     -------
-    Figure, Axes or None
+    {doc_returns}
 
     Raises
     ------

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._docs import _doc_params, doc_plot_returns, doc_show_save_ax
 from ._utils import finish, new_axes
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -14,6 +15,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 __all__ = ["loss", "friction"]
+
+_DOCS = {"doc_show_save_ax": doc_show_save_ax, "doc_returns": doc_plot_returns, "doc_data": """data
+        An AnnData with a fit in ``.uns[key]`` (:func:`scwlm.tl.fit_mechanics`; a
+        :func:`scwlm.tl.leave_one_out` result draws one curve per model), a
+        :class:`~scwlm.Mechanics`, or a list of them / a :class:`~scwlm.MechanicsEnsemble`
+        (curves overlaid).
+    key
+        Key of the fit in ``adata.uns``."""}
 
 
 def _curves(data: Any, key: str, name: str) -> list[tuple[str, np.ndarray]]:
@@ -27,23 +36,9 @@ def _curves(data: Any, key: str, name: str) -> list[tuple[str, np.ndarray]]:
             raise TypeError("expected an AnnData, a Mechanics, or a non-empty list of Mechanics")
         return [(f"model {i}", _history(m, name)) for i, m in enumerate(data)]
     if hasattr(data, "uns") and hasattr(data, "obs"):
-        from ..pp._checks import uns_entry
-        from ..tl._utils import stored_list
+        from ..tl._store import read_record
 
-        entry = uns_entry(data, key, "key")
-        field = f"{name}_history"
-        if field not in entry:
-            raise KeyError(f"adata.uns[{key!r}] has no {field!r}; keys: {sorted(entry)}")
-        arr = np.asarray(entry[field], dtype=np.float64)
-        if arr.ndim == 1:
-            return [(key, arr)]
-        res = entry.get("results", {})
-        hs, ss = stored_list(res.get("holdout", [])), np.asarray(res.get("seed", [])).reshape(-1).tolist()
-        if len(hs) == arr.shape[0] and len(ss) == arr.shape[0]:
-            labels = [f"holdout {h}, seed {s}" for h, s in zip(hs, ss)]
-        else:
-            labels = [f"model {i}" for i in range(arr.shape[0])]
-        return list(zip(labels, arr))
+        return read_record(data, key).histories(name, key)
     raise TypeError(f"expected an AnnData, a Mechanics, or a list of Mechanics, got {type(data).__name__}")
 
 
@@ -98,6 +93,7 @@ def _plot_curves(data: Any, key: str, name: str, ylabel: str, *, ax: Axes | None
     return finish(fig, ax, ax_given, name=name, show=show, save=save, return_fig=return_fig)
 
 
+@_doc_params(**_DOCS)
 def loss(
     data: Any,
     key: str = "wlm",
@@ -113,28 +109,17 @@ def loss(
 
     Parameters
     ----------
-    data
-        An AnnData with a fit in ``.uns[key]`` (:func:`scwlm.tl.fit_mechanics`; a
-        :func:`scwlm.tl.leave_one_out` result draws one curve per model), a
-        :class:`~scwlm.Mechanics`, or a list of them / a :class:`~scwlm.MechanicsEnsemble`
-        (curves overlaid).
-    key
-        Key of the fit in ``adata.uns``.
-    ax
-        Draw into these axes.
+    {doc_data}
     smooth
         Moving-average window (``None``: ``n_iter // 50``; ``0`` or ``1``: raw curve only). The raw
         curve is drawn faintly behind the smoothed one.
     logy
         Logarithmic y axis (``None``: when the loss is positive and spans more than a factor 20).
-    show, save, return_fig
-        Show the figure (default: only with an interactive backend), save it (a path, or ``True``
-        for ``figures/loss.png``), return it.
+    {doc_show_save_ax}
 
     Returns
     -------
-    Figure, Axes or None
-        The figure with ``return_fig=True``; the axes when ``ax`` was given; else ``None``.
+    {doc_returns}
 
     Examples
     --------
@@ -144,6 +129,7 @@ def loss(
                         return_fig=return_fig)
 
 
+@_doc_params(**_DOCS)
 def friction(
     data: Any,
     key: str = "wlm",
@@ -158,14 +144,14 @@ def friction(
 
     Parameters
     ----------
-    data, key, ax, show, save, return_fig
-        As in :func:`loss` (``save=True`` writes ``figures/friction.png``).
+    {doc_data}
     smooth
         Moving-average window (default ``0``: the friction curve is already smooth).
+    {doc_show_save_ax}
 
     Returns
     -------
-    Figure, Axes or None
+    {doc_returns}
 
     Examples
     --------

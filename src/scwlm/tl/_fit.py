@@ -6,18 +6,33 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._docs import (
+    _doc_params,
+    doc_adata_fit,
+    doc_basis,
+    doc_copy,
+    doc_engine_config,
+    doc_friction,
+    doc_key_added,
+    doc_n_dims,
+    doc_time_key,
+    doc_velocity_key,
+)
+from ..core.baselines import interpolation_baselines
 from ..core.config import WLMConfig
 from ..core.metrics import mean_se
-from ._utils import baselines, config_dict, get_model, h5ad_safe, prepare, resolve_holdouts
+from ._prepare import check_key_added, prepare, resolve_holdouts
+from ._store import FitRecord, Params, config_dict, write_record
 
 if TYPE_CHECKING:  # pragma: no cover
     from anndata import AnnData
 
-    from ..mechanics import Mechanics
-
-__all__ = ["fit_mechanics", "get_mechanics"]
+__all__ = ["fit_mechanics"]
 
 
+@_doc_params(doc_adata=doc_adata_fit, doc_time_key=doc_time_key, doc_basis=doc_basis, doc_n_dims=doc_n_dims,
+             doc_velocity_key=doc_velocity_key, doc_friction=doc_friction, doc_key_added=doc_key_added,
+             doc_copy=doc_copy, doc_engine_config=doc_engine_config)
 def fit_mechanics(
     adata: AnnData,
     time_key: str = "day",
@@ -51,41 +66,34 @@ def fit_mechanics(
 
     Parameters
     ----------
-    adata
-        Annotated data matrix with a time label in ``.obs`` and an embedding in ``.obsm``.
-    time_key
-        Column of ``adata.obs`` with the time labels.
-    basis
-        Embedding in ``adata.obsm``; its first ``n_dims`` columns are modelled.
-    n_dims
-        Number of leading coordinates (the paper uses 5 PCs).
-    velocity_key
-        Embedding velocities in ``adata.obsm`` (see :func:`scwlm.pp.embedding_velocities`).
+    {doc_adata}
+    {doc_time_key}
+    {doc_basis}
+    {doc_n_dims}
+    {doc_velocity_key}
     holdout
         A label or list of labels left out of training (interior times only). When given, the
         held-out cells are predicted from the previous observed time (with its velocities) and
         compared by exact :math:`W_1` (standardised units), together with McCann's displacement
         interpolation between the neighbouring observed times and the previous snapshot itself.
-    friction
-        ``"learnable"`` or a fixed value :math:`\gamma \ge 0`.
+    {doc_friction}
     n_iter, device, random_state
         As in :func:`scwlm.fit` (``random_state`` an integer).
-    key_added
-        Key in ``adata.uns`` for the results.
-    copy
-        Return a modified copy instead of writing in place.
-    **engine_config
-        Any :class:`~scwlm.WLMConfig` setting, e.g. ``hidden``, ``ffn``, ``p``, ``blur``,
-        ``particles_per_batch``, ``ema``, ``progress``.
+    {doc_key_added}
+    {doc_copy}
+    {doc_engine_config}
 
     Returns
     -------
     AnnData or None
-        The modified copy with ``copy=True``, else ``None``. ``adata.uns[key_added]`` holds:
+        The modified copy with ``copy=True``, else ``None``. ``adata.uns[key_added]`` holds
+        (:class:`scwlm.tl._store.FitRecord`):
 
+        ``kind``, ``format_version``
+            ``"fit"`` and the version of the layout (:data:`scwlm.tl._store.FORMAT_VERSION`).
         ``params``
             ``time_key``, ``basis``, ``n_dims``, ``velocity_key`` (``""`` for ``None``),
-            ``velocity_source``, ``holdout`` (labels), ``friction`` (the argument), ``n_iter``,
+            ``velocity_source``, ``holdouts`` (labels), ``friction`` (the argument), ``n_iter``,
             ``random_state``, ``device``, ``engine_config`` (:meth:`~scwlm.WLMConfig.to_dict`, ``None``
             written as ``"None"``), ``time_labels`` / ``times`` (the mapping, sorted by time),
             ``time_kind``, ``n_cells`` per label, ``train_labels``.
@@ -121,8 +129,9 @@ def fit_mechanics(
     ValueError
         Fewer than two (training) time points, unordered/unknown labels, a bad ``holdout`` (unknown,
         first or last time), NaN in the embedding, velocities of the wrong shape, bad engine
-        settings. ``adata`` is left unchanged whenever an error is raised: everything is validated
-        and computed before anything is written.
+        settings, duplicate ``adata.obs_names`` (rollouts refer to cells by name). ``adata`` is left
+        unchanged whenever an error is raised: everything is validated and computed before anything
+        is written.
 
     Examples
     --------
@@ -143,10 +152,9 @@ def fit_mechanics(
 
     if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
         raise ValueError(f"random_state must be an integer, got {random_state!r} (use leave_one_out for several seeds)")
-    if not isinstance(key_added, str) or not key_added or "/" in key_added:
-        raise ValueError(f"key_added must be a non-empty string without '/', got {key_added!r}")
+    check_key_added(key_added)
     cfg = WLMConfig.from_kwargs(**engine_config)
-    prep = prepare(adata, time_key, basis, n_dims, velocity_key)
+    prep = prepare(adata, time_key, basis, n_dims, velocity_key, what="scwlm.tl.fit_mechanics")
     axis = prep.axis
     held = resolve_holdouts(axis, holdout)
     train = [i for i in range(len(axis.labels)) if i not in held]
@@ -157,75 +165,35 @@ def fit_mechanics(
     mech = fit([snaps[i] for i in train], times[train], [vels[i] for i in train], friction=friction,
                n_iter=n_iter, device=device, random_state=int(random_state), **engine_config)
 
-    result: dict[str, Any] = {
-        "params": {
-            "time_key": time_key, "basis": basis, "n_dims": int(prep.n_dims), "velocity_key": velocity_key or "",
-            "velocity_source": prep.velocity_source, "holdout": np.asarray([axis.labels[i] for i in held], dtype=str),
-            "friction": friction if isinstance(friction, str) else float(friction), "n_iter": int(n_iter),
-            "random_state": int(random_state), "device": str(device), "engine_config": config_dict(cfg),
-            "time_labels": np.asarray(axis.labels, dtype=str), "times": np.asarray(times, dtype=np.float64),
-            "time_kind": axis.kind, "n_cells": np.asarray([s.shape[0] for s in snaps], dtype=np.int64),
-            "train_labels": np.asarray([axis.labels[i] for i in train], dtype=str),
-        },
-        "standardization": {"mean": prep.mean.copy(), "std": prep.std.copy()},
-        "friction": float(mech.friction),
-        "friction_history": np.asarray(mech.history.get("friction", []), dtype=np.float64),
-        "loss_history": np.asarray(mech.history.get("loss", []), dtype=np.float64),
-        "model": mech.to_state(),
-    }
+    metrics = None
     if held:
         ev = mech.evaluate(snaps, times, vels, protocol="interpolate", holdout=held)
-        base = [baselines(prep, h, held) for h in held]
+        base = [interpolation_baselines(snaps, times, h, held) for h in held]
         w1 = np.asarray(ev["w1"], dtype=np.float64)
         mc = np.asarray([b["w1_mccann"] for b in base])
         prev = np.asarray([b["w1_previous"] for b in base])
         m, se = mean_se(w1)
-        result["metrics"] = {
+        metrics = {
             "holdout": np.asarray([axis.labels[i] for i in ev["holdout"]], dtype=str),
             "start": np.asarray([axis.labels[i] for i in ev["start"]], dtype=str),
             "w1": w1, "w1_mccann": mc, "w1_previous": prev, "w1_mean": m, "w1_se": se,
             "w1_mccann_mean": float(mc.mean()), "w1_previous_mean": float(prev.mean()),
             "units": "standardised basis coordinates",
         }
-    result = h5ad_safe(result)
+    record = FitRecord(
+        params=Params(
+            time_key=time_key, basis=basis, n_dims=int(prep.n_dims), velocity_key=velocity_key,
+            velocity_source=prep.velocity_source, labels=list(axis.labels), times=np.asarray(times, dtype=np.float64),
+            time_kind=axis.kind, n_cells=np.asarray([s.shape[0] for s in snaps], dtype=np.int64),
+            holdouts=[axis.labels[i] for i in held], friction=friction, n_iter=int(n_iter), device=str(device),
+            engine_config=config_dict(cfg),
+        ),
+        mean=prep.mean.copy(), std=prep.std.copy(), model=mech.to_state(), friction=float(mech.friction),
+        friction_history=np.asarray(mech.history.get("friction", []), dtype=np.float64),
+        loss_history=np.asarray(mech.history.get("loss", []), dtype=np.float64),
+        random_state=int(random_state), train_labels=[axis.labels[i] for i in train], metrics=metrics,
+    )
 
     out = adata.copy() if copy else adata
-    out.uns[key_added] = result
+    write_record(out, key_added, record)
     return out if copy else None
-
-
-def get_mechanics(adata: AnnData, key: str = "wlm", *, holdout: Any = None, seed: int | None = None,
-                  device: str = "cpu") -> Mechanics:
-    """Rebuild the :class:`~scwlm.Mechanics` stored by :func:`fit_mechanics` (or :func:`leave_one_out`).
-
-    Works on a fresh AnnData as well as after ``write_h5ad`` / ``read_h5ad`` (which may turn the
-    JSON string into ``numpy.str_`` and lists into arrays); rollouts of the rebuilt model are
-    bit-identical to the original's on the same device.
-
-    Parameters
-    ----------
-    adata
-        Annotated data matrix with ``adata.uns[key]``.
-    key
-        The ``key_added`` of the fit.
-    holdout, seed
-        For a :func:`leave_one_out` result: which model (default: the first stored).
-    device
-        Device of the rebuilt model.
-
-    Returns
-    -------
-    Mechanics
-
-    Raises
-    ------
-    KeyError
-        If ``adata.uns[key]`` (or the requested leave-one-out model) does not exist.
-
-    Examples
-    --------
-    >>> mech = scwlm.tl.get_mechanics(adata, "wlm")  # doctest: +SKIP
-    >>> mech.friction  # doctest: +SKIP
-    1.02
-    """
-    return get_model(adata, key, holdout=holdout, seed=seed, device=device)

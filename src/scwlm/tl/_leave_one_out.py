@@ -7,17 +7,21 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import pandas as pd
 
+from .._docs import _doc_params, doc_copy, doc_engine_config, doc_key_added
+from ..core.baselines import interpolation_baselines
 from ..core.config import WLMConfig
-from ._utils import baselines, config_dict, h5ad_safe, model_name, prepare, resolve_holdouts
+from ._prepare import check_key_added, prepare, resolve_holdouts
+from ._store import LOO_COLUMNS, LeaveOneOutRecord, Params, config_dict, write_record
 
 if TYPE_CHECKING:  # pragma: no cover
     from anndata import AnnData
 
 __all__ = ["leave_one_out"]
 
-COLUMNS = ["holdout", "seed", "w1", "w1_mccann", "w1_previous", "friction"]
+COLUMNS = LOO_COLUMNS
 
 
+@_doc_params(doc_key_added=doc_key_added, doc_copy=doc_copy, doc_engine_config=doc_engine_config)
 def leave_one_out(
     adata: AnnData,
     time_key: str = "day",
@@ -54,12 +58,10 @@ def leave_one_out(
         Labels to hold out, one at a time (default: every interior label).
     random_state
         A seed or a list of seeds (one model per holdout and seed).
-    key_added
-        Key in ``adata.uns`` for the results.
-    copy
-        Work on a copy of ``adata``.
-    **engine_config
-        :class:`~scwlm.WLMConfig` settings shared by all models.
+    {doc_key_added}
+    {doc_copy}
+    {doc_engine_config}
+        The settings are shared by all models.
 
     Returns
     -------
@@ -67,19 +69,21 @@ def leave_one_out(
         A tidy table with one row per holdout and seed and the columns ``holdout`` (label),
         ``seed``, ``w1``, ``w1_mccann``, ``w1_previous``, ``friction``. The table is always returned;
         with ``copy=True`` the pair ``(adata_copy, table)`` is (``adata`` stays untouched).
-        ``adata.uns[key_added]`` holds ``results`` (the table as a dict of column arrays; rebuild
-        it with ``pd.DataFrame(r["results"])[list(r["columns"])]``, ``r = adata.uns[key_added]``;
-        h5ad sorts the keys), ``columns``, ``params`` (as in
-        :func:`fit_mechanics`, with ``holdouts`` and ``seeds``), ``standardization``, ``models``
-        (one :meth:`~scwlm.Mechanics.to_state` per row, named ``f"holdout_{label}_seed_{seed}"``; see
-        :func:`get_mechanics` with ``holdout=``/``seed=``) and ``loss_history`` /
-        ``friction_history`` (``(n_models, n_iter)``, rows in table order).
+        ``adata.uns[key_added]`` (:class:`scwlm.tl._store.LeaveOneOutRecord`) holds ``kind =
+        "leave_one_out"``, ``format_version``, ``results`` (the table as a dict of column arrays;
+        rebuild it with ``pd.DataFrame(r["results"])[list(r["columns"])]``, ``r =
+        adata.uns[key_added]``; h5ad sorts the keys), ``columns``, ``params`` (as in
+        :func:`fit_mechanics`, with ``holdouts``, ``seeds`` and ``start_labels``),
+        ``standardization``, ``models`` (one :meth:`~scwlm.Mechanics.to_state` per row, named
+        ``f"holdout_{label}_seed_{seed}"`` with ``"/"`` replaced by ``"_"``), ``model_keys`` (the
+        name of each row's model; see :func:`get_mechanics` with ``holdout=``/``seed=``) and
+        ``loss_history`` / ``friction_history`` (``(n_models, n_iter)``, rows in table order).
 
     Raises
     ------
     KeyError, ValueError
         As :func:`fit_mechanics`; also when there are fewer than three time points (no interior
-        one). ``adata`` is unchanged whenever an error is raised.
+        one) or ``adata.obs_names`` has duplicates. ``adata`` is unchanged whenever an error is raised.
 
     Examples
     --------
@@ -90,8 +94,7 @@ def leave_one_out(
     """
     from ..api import fit_many
 
-    if not isinstance(key_added, str) or not key_added or "/" in key_added:
-        raise ValueError(f"key_added must be a non-empty string without '/', got {key_added!r}")
+    check_key_added(key_added)
     seeds = list(np.asarray(random_state).reshape(-1)) if isinstance(random_state, (list, tuple, np.ndarray)) else [random_state]
     if not seeds:
         raise ValueError("random_state is an empty list")
@@ -102,7 +105,7 @@ def leave_one_out(
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"random_state contains duplicate seeds: {seeds}")
     cfg = WLMConfig.from_kwargs(**engine_config)
-    prep = prepare(adata, time_key, basis, n_dims, velocity_key, min_times=3)
+    prep = prepare(adata, time_key, basis, n_dims, velocity_key, min_times=3, what="scwlm.tl.leave_one_out")
     axis = prep.axis
     K = len(axis.labels)
     held = list(range(1, K - 1)) if holdouts is None else resolve_holdouts(axis, holdouts, "holdouts")
@@ -118,7 +121,7 @@ def leave_one_out(
             rows.append((h, s))
     ens = fit_many(datasets, random_state=[s for _, s in rows], friction=friction, n_iter=n_iter, device=device,
                    **engine_config)
-    base = {h: baselines(prep, h, [h]) for h in held}
+    base = {h: interpolation_baselines(snaps, times, h, [h]) for h in held}
     records = []
     for (h, s), mech in zip(rows, ens):
         ev = mech.evaluate(snaps, times, vels, protocol="interpolate", holdout=[h])
@@ -129,25 +132,23 @@ def leave_one_out(
     df["holdout"] = df["holdout"].astype(str)
     df["seed"] = df["seed"].astype(np.int64)
 
-    result = h5ad_safe({
-        "params": {
-            "time_key": time_key, "basis": basis, "n_dims": int(prep.n_dims), "velocity_key": velocity_key or "",
-            "velocity_source": prep.velocity_source, "holdouts": [axis.labels[h] for h in held], "holdout": [],
-            "seeds": np.asarray(seeds, dtype=np.int64), "friction": friction if isinstance(friction, str) else float(friction),
-            "n_iter": int(n_iter), "device": str(device), "engine_config": config_dict(cfg),
-            "time_labels": np.asarray(axis.labels, dtype=str), "times": np.asarray(times, dtype=np.float64),
-            "time_kind": axis.kind, "n_cells": np.asarray([x.shape[0] for x in snaps], dtype=np.int64),
-            "start_labels": [axis.labels[base[h]["start"]] for h in held],
-        },
-        "standardization": {"mean": prep.mean.copy(), "std": prep.std.copy()},
-        "results": {c: df[c].to_numpy() for c in COLUMNS},
-        "columns": COLUMNS,
-        "models": {model_name(axis.labels[h], s): m.to_state() for (h, s), m in zip(rows, ens)},
-        "loss_history": np.stack([np.asarray(m.history.get("loss", []), dtype=np.float64) for m in ens]),
-        "friction_history": np.stack([np.asarray(m.history.get("friction", []), dtype=np.float64) for m in ens]),
-    })
-    result["params"]["holdout"] = np.asarray([], dtype=str)
+    hs, ss = [axis.labels[h] for h, _ in rows], [s for _, s in rows]
+    names = LeaveOneOutRecord.key_names(hs, ss)
+    record = LeaveOneOutRecord(
+        params=Params(
+            time_key=time_key, basis=basis, n_dims=int(prep.n_dims), velocity_key=velocity_key,
+            velocity_source=prep.velocity_source, labels=list(axis.labels), times=np.asarray(times, dtype=np.float64),
+            time_kind=axis.kind, n_cells=np.asarray([x.shape[0] for x in snaps], dtype=np.int64),
+            holdouts=[axis.labels[h] for h in held], friction=friction, n_iter=int(n_iter), device=str(device),
+            engine_config=config_dict(cfg),
+        ),
+        mean=prep.mean.copy(), std=prep.std.copy(), seeds=seeds,
+        start_labels=[axis.labels[base[h]["start"]] for h in held], table=df,
+        models={name: m.to_state() for name, m in zip(names, ens)}, model_keys=names,
+        loss_history=np.stack([np.asarray(m.history.get("loss", []), dtype=np.float64) for m in ens]),
+        friction_history=np.stack([np.asarray(m.history.get("friction", []), dtype=np.float64) for m in ens]),
+    )
 
     out = adata.copy() if copy else adata
-    out.uns[key_added] = result
+    write_record(out, key_added, record)
     return (out, df) if copy else df

@@ -8,20 +8,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .._docs import _doc_params, doc_n_cells, doc_random_state_subset, doc_substeps
 from ..pp._checks import check_anndata, obsm_array
-from ._utils import (
-    _label_str,
-    _parse_number,
-    as_label_list,
-    cell_labels,
-    fit_info,
-    format_number,
-    get_model,
-    h5ad_safe,
-    model_space,
-    stored_list,
-    to_original,
-)
+from ._apply import load_model, model_space, to_original
+from ._prepare import check_key_added, check_unique_obs_names
+from ._store import Record, RolloutRecord, add_rollout, read_record
+from ._time import as_label_list, cell_labels, format_number, label_str, parse_number, time_axis
 
 if TYPE_CHECKING:  # pragma: no cover
     from anndata import AnnData
@@ -38,85 +30,88 @@ class Prediction:
     rows: np.ndarray  # positions in adata of the simulated cells
     targets: list[str]  # names (labels, or formatted numbers)
     target_times: np.ndarray
-    target_index: list[int | None]  # index in the fit's labels, None for a time that is no label
     model: np.ndarray  # (T, n, n_dims) standardised
     basis: np.ndarray  # (T, n, n_dims) original units
-    info: Any
+    substeps: int  # the integrator substeps used (the model's eval_substeps when not given)
+    record: Record
 
 
-def _targets(info: Any, targets: Any, t0: float) -> tuple[list[str], np.ndarray, list[int | None]]:
-    names, times, idx = [], [], []
+def _targets(record: Record, targets: Any, t0: float) -> tuple[list[str], np.ndarray]:
+    names, times = [], []
     values = as_label_list(targets)
     if not values:
         raise ValueError("targets is empty: give a time label or a list of labels / times")
-    ax = info.axis
+    ax = record.params.axis
     for v in values:
         j = ax.find(v)
         if j is not None:
             names.append(ax.labels[j])
             times.append(float(ax.times[j]))
-            idx.append(j)
             continue
-        num = None if isinstance(v, (str, np.str_)) and ax.kind == "category order" else _parse_number(v)
+        num = None if isinstance(v, (str, np.str_)) and ax.kind == "category order" else parse_number(v)
         if num is None:
             raise ValueError(f"target {v!r} is neither a time label of the fit {ax.labels} nor a number")
         names.append(format_number(num))
         times.append(num)
-        idx.append(None)
     times_arr = np.asarray(times, dtype=np.float64)
     early = [n for n, t in zip(names, times_arr) if t < t0 - 1e-12]
     if early:
         raise ValueError(f"targets {early} lie before the source time {format_number(t0)} (the model runs forward)")
     if len(set(names)) != len(names):
         raise ValueError(f"targets contain duplicates: {names}")
-    return names, times_arr, idx
+    return names, times_arr
 
 
-def predict(adata: AnnData, key: str, source: Any, targets: Any, *, n_cells: int | None = None, substeps: int = 5,
-            random_state: int = 0, holdout: Any = None, seed: Any = None) -> Prediction:
-    """Compute a rollout of the cells labelled ``source`` (reads only; shared by :func:`rollout` and ``pl``)."""
+def predict(adata: AnnData, key: str, source: Any, targets: Any, *, n_cells: int | None = None,
+            substeps: int | None = None, random_state: int = 0, holdout: Any = None, seed: Any = None) -> Prediction:
+    """Compute a rollout of the cells labelled ``source`` (reads only; shared by :func:`rollout` and ``pl``).
+
+    ``substeps=None`` uses the model's ``config.eval_substeps``.
+    """
     check_anndata(adata)
-    info = fit_info(adata, key)
-    s = info.axis.index(source, "source")
-    t0 = float(info.times[s])
-    names, ttimes, tidx = _targets(info, targets, t0)
-    codes = cell_labels(adata, info.time_key, info.labels, info.times)
+    record = read_record(adata, key)
+    p = record.params
+    s = p.axis.index(source, "source")
+    t0 = float(p.times[s])
+    names, ttimes = _targets(record, targets, t0)
+    codes = cell_labels(adata, p.time_key, p.labels, p.times)
     rows = np.flatnonzero(codes == s)
     if rows.size == 0:
-        raise ValueError(f"no cells with {info.time_key} == {info.labels[s]!r} in adata")
+        raise ValueError(f"no cells with {p.time_key} == {p.labels[s]!r} in adata")
     if n_cells is not None:
         if isinstance(n_cells, bool) or not isinstance(n_cells, (int, np.integer)) or n_cells < 1:
             raise ValueError(f"n_cells must be a positive integer or None, got {n_cells!r}")
         if n_cells < rows.size:
             rng = np.random.default_rng(random_state)
             rows = np.sort(rng.choice(rows, size=int(n_cells), replace=False))
-    if isinstance(substeps, bool) or not isinstance(substeps, (int, np.integer)) or substeps < 1:
-        raise ValueError(f"substeps must be a positive integer, got {substeps!r}")
-    x0, v0 = model_space(adata, info, rows)
-    mech = get_model(adata, key, holdout=holdout, seed=seed)
+    if substeps is not None and (isinstance(substeps, bool) or not isinstance(substeps, (int, np.integer))
+                                 or substeps < 1):
+        raise ValueError(f"substeps must be a positive integer or None (the model's eval_substeps), got {substeps!r}")
+    x0, v0 = model_space(adata, record, rows)
+    mech = load_model(record, key, holdout=holdout, seed=seed)
+    steps = int(mech.config.eval_substeps if substeps is None else substeps)
     order = np.argsort(ttimes, kind="stable")
-    sim = mech.rollout(x0, v0, t0=t0, times=ttimes[order], substeps=int(substeps))
+    sim = mech.rollout(x0, v0, t0=t0, times=ttimes[order], substeps=steps)
     model = np.empty_like(sim)
     model[order] = sim
-    return Prediction(info.labels[s], t0, rows, names, ttimes, tidx, model, to_original(model, info), info)
+    return Prediction(p.labels[s], t0, rows, names, ttimes, model, to_original(model, record), steps, record)
 
 
-def _time_categories(info: Any, extra: list[tuple[str, float]] = ()) -> list[str]:
-    pairs = {lab: float(t) for lab, t in zip(info.labels, info.times)}
+def _time_categories(record: Record, extra: list[tuple[str, float]] = ()) -> list[str]:
+    pairs = {lab: float(t) for lab, t in zip(record.params.labels, record.params.times)}
     for lab, t in extra:
         pairs.setdefault(lab, float(t))
     return [lab for lab, _ in sorted(pairs.items(), key=lambda kv: kv[1])]
 
 
-def _recorded_targets(adata: AnnData, key: str) -> list[tuple[str, float]]:
+def _recorded_targets(record: Record) -> list[tuple[str, float]]:
     out = []
-    for rec in dict(adata.uns[key].get("rollouts", {})).values():
-        names = stored_list(rec.get("targets", []))
-        times = np.asarray(rec.get("target_times", []), dtype=np.float64).reshape(-1)
-        out.extend(zip(names, times.tolist()))
+    for rec in record.rollouts.values():
+        out.extend(zip(rec.targets, rec.target_times.tolist()))
     return out
 
 
+@_doc_params(doc_n_cells=doc_n_cells, doc_substeps=doc_substeps, doc_random_state=doc_random_state_subset)
 def rollout(
     adata: AnnData,
     key: str = "wlm",
@@ -124,7 +119,7 @@ def rollout(
     source: Any,
     targets: Any,
     n_cells: int | None = None,
-    substeps: int = 5,
+    substeps: int | None = None,
     key_added: str | None = None,
     random_state: int = 0,
 ) -> AnnData:
@@ -145,14 +140,13 @@ def rollout(
         Time label whose cells are simulated (a label string, or its numeric time).
     targets
         Labels and/or numeric times ``>=`` the source time (a single value or a list).
-    n_cells
-        Simulate a random subset of this many source cells (all by default).
-    substeps
-        Integrator steps per model time step (5 as in the paper's evaluation).
+    {doc_n_cells}
+    {doc_substeps}
     key_added
-        Prefix of the written keys (default ``f"{key}_rollout"``).
-    random_state
-        Seed of the subset choice.
+        Prefix of the written keys (default ``f"{key}_rollout"``). A rollout recorded earlier
+        under the same prefix is replaced, and its ``obsm`` entries that are not rewritten are
+        removed.
+    {doc_random_state}
 
     Returns
     -------
@@ -166,7 +160,8 @@ def rollout(
         ``adata`` itself gets, per target, ``adata.obsm[f"{key_added}_{target}"]`` (``(n_obs,
         n_dims)``: the predicted coordinates in the row of each simulated source cell, NaN
         elsewhere) and ``adata.uns[key]["rollouts"][key_added]`` (source, targets, times,
-        n_cells, substeps, random_state, the simulated cells and the obsm keys).
+        n_cells, substeps, random_state, the simulated cells and the obsm keys;
+        :class:`scwlm.tl._store.RolloutRecord`).
 
     Notes
     -----
@@ -182,7 +177,8 @@ def rollout(
     KeyError
         ``adata.uns[key]`` or the basis is missing.
     ValueError
-        Unknown source, targets before the source, a bad ``n_cells``; ``adata`` is then unchanged.
+        Unknown source, targets before the source, a bad ``n_cells`` or ``substeps``, duplicate
+        ``adata.obs_names`` (the output names cells after them); ``adata`` is then unchanged.
 
     Examples
     --------
@@ -192,41 +188,37 @@ def rollout(
     """
     from anndata import AnnData
 
-    key_added = f"{key}_rollout" if key_added is None else key_added
-    if not isinstance(key_added, str) or not key_added or "/" in key_added:
-        raise ValueError(f"key_added must be a non-empty string without '/', got {key_added!r}")
+    key_added = check_key_added(f"{key}_rollout" if key_added is None else key_added)
+    check_anndata(adata)
+    check_unique_obs_names(adata, "scwlm.tl.rollout")
     pred = predict(adata, key, source, targets, n_cells=n_cells, substeps=substeps, random_state=random_state)
-    info = pred.info
+    record = pred.record
+    p = record.params
     obsm_keys = [f"{key_added}_{name}".replace("/", "_") for name in pred.targets]
 
     src_names = np.asarray(adata.obs_names[pred.rows]).astype(str)
     n = src_names.size
-    cats = _time_categories(info, _recorded_targets(adata, key) + list(zip(pred.targets, pred.target_times.tolist())))
+    cats = _time_categories(record, _recorded_targets(record) + list(zip(pred.targets, pred.target_times.tolist())))
     obs = pd.DataFrame({
-        info.time_key: pd.Categorical(np.repeat(pred.targets, n), categories=cats, ordered=True),
+        p.time_key: pd.Categorical(np.repeat(pred.targets, n), categories=cats, ordered=True),
         "time": np.repeat(pred.target_times, n),
         "origin": pd.Categorical(["predicted"] * (n * len(pred.targets)), categories=["observed", "predicted"]),
         "source_cell": np.tile(src_names, len(pred.targets)),
     }, index=pd.Index([f"{c}->{t}" for t in pred.targets for c in src_names], dtype=str))
-    record = h5ad_safe({
-        "source": pred.source, "source_time": pred.source_time, "targets": pred.targets,
-        "target_times": pred.target_times, "n_cells": int(n), "substeps": int(substeps),
-        "random_state": int(random_state), "source_cells": src_names, "obsm_keys": obsm_keys,
-        "basis": info.basis, "n_dims": info.n_dims,
-    })
-    predicted = AnnData(obs=obs, obsm={info.basis: pred.basis.reshape(-1, info.n_dims)},
-                        uns={"scwlm_rollout": {**record, "key": key, "key_added": key_added}})
+    rec = RolloutRecord(
+        source=pred.source, source_time=pred.source_time, targets=pred.targets, target_times=pred.target_times,
+        n_cells=int(n), substeps=pred.substeps, random_state=int(random_state), source_cells=list(src_names),
+        obsm_keys=obsm_keys, basis=p.basis, n_dims=p.n_dims,
+    )
+    predicted = AnnData(obs=obs, obsm={p.basis: pred.basis.reshape(-1, p.n_dims)},
+                        uns={"scwlm_rollout": {**rec.to_uns(), "key": key, "key_added": key_added}})
 
     # write at the end: everything above can fail without touching adata
     for k, coords in zip(obsm_keys, pred.basis):
-        full = np.full((adata.n_obs, info.n_dims), np.nan)
+        full = np.full((adata.n_obs, p.n_dims), np.nan)
         full[pred.rows] = coords
         adata.obsm[k] = full
-    entry = adata.uns[key]
-    rollouts = dict(entry.get("rollouts", {}))
-    rollouts[key_added] = record
-    entry["rollouts"] = rollouts
-    adata.uns[key] = entry
+    add_rollout(adata, key, key_added, rec)
     return predicted
 
 
@@ -271,24 +263,23 @@ def observed_cells(
     """
     from anndata import AnnData
 
-    from ._utils import time_axis
-
     check_anndata(adata)
     if key is not None:
-        info = fit_info(adata, key)
-        basis = info.basis if basis is None else basis
-        n_dims = info.n_dims if n_dims is None else n_dims
-        time_key = info.time_key if time_key is None else time_key
-        cats = _time_categories(info, _recorded_targets(adata, key))
-        codes = cell_labels(adata, time_key, info.labels, info.times)
-        lab_arr = np.asarray(info.labels, dtype=object)
+        record = read_record(adata, key)
+        p = record.params
+        basis = p.basis if basis is None else basis
+        n_dims = p.n_dims if n_dims is None else n_dims
+        time_key = p.time_key if time_key is None else time_key
+        cats = _time_categories(record, _recorded_targets(record))
+        codes = cell_labels(adata, time_key, p.labels, p.times)
+        lab_arr = np.asarray(p.labels, dtype=object)
         labels = np.where(codes >= 0, lab_arr[np.clip(codes, 0, None)], None)
-        tmap = dict(zip(info.labels, info.times.tolist()))
+        tmap = dict(zip(p.labels, p.times.tolist()))
         times = np.asarray([tmap.get(lab, np.nan) if lab is not None else np.nan for lab in labels])
         unknown = codes < 0
         if unknown.any():  # labels the fit never saw: keep them, with their own string
             raw = adata.obs[time_key].astype(object).to_numpy()
-            labels[unknown] = [_label_str(v) for v in raw[unknown]]
+            labels[unknown] = [label_str(v) for v in raw[unknown]]
             cats = cats + sorted({str(v) for v in labels[unknown]} - set(cats))
     else:
         if basis is None or time_key is None:
