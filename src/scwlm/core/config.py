@@ -25,7 +25,7 @@ def _setting(default: Any, group: str) -> Any:
 
 @dataclass(frozen=True)
 class WLMConfig:
-    """Settings of a WLM fit, in five groups; defaults are the paper's (appendix C of Guan et al., 2026).
+    r"""Settings of a WLM fit, in five groups; defaults are the paper's (appendix C of Guan et al., 2026).
 
     The config is frozen: derive a changed copy with :meth:`replace`. :meth:`groups` lists the
     settings of every group.
@@ -33,7 +33,9 @@ class WLMConfig:
     ``model`` — the potential network
         ``hidden`` (64), ``heads`` (4), ``blocks`` (4), ``ffn`` (512), ``dropout`` (0),
         ``time_features`` (0 = time-independent; the paper uses 16 when time-dependent),
-        ``force_impl`` (``"autograd"`` or ``"analytic"``), ``dtype`` (``"float32"``).
+        ``force_impl`` (``"autograd"`` or ``"analytic"``), ``dtype`` (``"float32"``),
+        ``zero_init_head`` (start the output layer at zero, so the untrained model exerts no
+        force: damped free flight, constant velocity at :math:`\gamma = 0`).
     ``physics`` — the mechanics and their discretisation
         ``friction_init`` (1.0, initial learnable friction), ``integrator`` (``"paper"`` damped
         leapfrog or ``"exponential"``), ``dt`` (time-grid step; ``None`` = smallest gap between
@@ -44,7 +46,9 @@ class WLMConfig:
         ``scaling`` (0.9), ``sinkhorn_backend`` (``"auto"``, ``"tensorized"`` (our fused loop),
         ``"geomloss"`` (GeomLoss' own tensorized loop, the reference) or ``"online"`` (KeOps)).
     ``optimiser`` — Algorithm 1's sampling and the optimiser
-        ``lr`` (1e-4), ``weight_decay`` (1e-4), ``friction_lr`` (1e-2), ``horizon`` (largest rollout
+        ``lr`` (1e-4, the peak when scheduled), ``lr_schedule`` (``"constant"`` or ``"cosine"``:
+        decay to 5 % of ``lr`` over the run), ``lr_warmup`` (iterations of linear warm-up from
+        0), ``weight_decay`` (1e-4), ``friction_lr`` (1e-2), ``horizon`` (largest rollout
         horizon K; ``None`` = all training snapshots), ``fixed_horizon`` (always roll out to the
         largest horizon instead of sampling it; used by the speed benchmark), ``horizon_ramp``
         (iterations over which the largest horizon grows linearly from 1; 0 = off),
@@ -52,7 +56,10 @@ class WLMConfig:
         ``ema_warmup`` (use ``min(ema, (1+i)/(10+i))`` at iteration ``i``, which only matters for
         short runs), ``grad_clip`` (per-model norm; ``None`` = off), ``rollout_grad``
         (``"detached"``: positions are detached before every force evaluation, as in the authors'
-        code; ``"full"``: exact gradient of the discretised rollout).
+        code; ``"full"``: exact gradient of the discretised rollout), ``anchor`` (``"first"``:
+        every training rollout starts at the first snapshot, as in Algorithm 1;
+        ``"observed"``: it starts at a random training snapshot that has velocities — the first
+        one always qualifies — as the interpolation protocol's restarts do).
     ``runtime`` — how a fit runs, never what it computes (not saved with a model, not compared on resume)
         ``checkpoint_steps`` (activation checkpointing of integrator steps: ``"auto"`` when the
         estimated memory exceeds ``memory_budget_gb``, or ``True``/``False``),
@@ -78,6 +85,7 @@ class WLMConfig:
     time_features: int = _setting(0, "model")
     force_impl: str = _setting("autograd", "model")
     dtype: str = _setting("float32", "model")
+    zero_init_head: bool = _setting(False, "model")
     # --- physics
     friction_init: float = _setting(1.0, "physics")
     integrator: str = _setting("paper", "physics")
@@ -91,6 +99,8 @@ class WLMConfig:
     sinkhorn_backend: str = _setting("auto", "loss")
     # --- optimiser
     lr: float = _setting(1e-4, "optimiser")
+    lr_schedule: str = _setting("constant", "optimiser")
+    lr_warmup: int = _setting(0, "optimiser")
     weight_decay: float = _setting(1e-4, "optimiser")
     friction_lr: float = _setting(1e-2, "optimiser")
     horizon: int | None = _setting(None, "optimiser")
@@ -101,6 +111,7 @@ class WLMConfig:
     ema_warmup: bool = _setting(True, "optimiser")
     grad_clip: float | None = _setting(None, "optimiser")
     rollout_grad: str = _setting("detached", "optimiser")
+    anchor: str = _setting("first", "optimiser")
     # --- runtime
     checkpoint_steps: Any = _setting("auto", "runtime")
     memory_budget_gb: float = _setting(4.0, "runtime")
@@ -147,12 +158,18 @@ class WLMConfig:
             object.__setattr__(self, "ema", None)
         if self.ema is not None and not 0.0 < self.ema < 1.0:
             raise ValueError(f"ema must lie in (0, 1) or be None, got {self.ema!r}")
+        if isinstance(self.lr_warmup, bool) or not isinstance(self.lr_warmup, int) or self.lr_warmup < 0:
+            raise ValueError(f"lr_warmup must be an integer >= 0, got {self.lr_warmup!r}")
+        if not isinstance(self.zero_init_head, bool):
+            raise ValueError(f"zero_init_head must be True or False, got {self.zero_init_head!r}")
         if not isinstance(self.horizon_ramp, int) or self.horizon_ramp < 0:
             raise ValueError(f"horizon_ramp must be an integer >= 0, got {self.horizon_ramp!r}")
         choices = {
             "integrator": ("paper", "exponential"),
             "sinkhorn_backend": ("auto", "tensorized", "geomloss", "online"),
             "rollout_grad": ("detached", "full"),
+            "lr_schedule": ("constant", "cosine"),
+            "anchor": ("first", "observed"),
             "force_impl": ("autograd", "analytic"),
             "dtype": ("float32", "float64"),
         }

@@ -168,10 +168,15 @@ class TrainingData:
                     "gap between training times), fewer substeps, or rescale the times"
                 )
         self.points = [[p.to(device, dtype) for p in t.snapshots.points] for t in tasks]
-        self.v0 = [
-            (t.snapshots.velocities[0].to(device, dtype) if t.snapshots.velocities[0] is not None else None) for t in tasks
+        self.velocities = [[None if v is None else v.to(device, dtype) for v in t.snapshots.velocities] for t in tasks]
+        self.times = [[float(x) for x in t.snapshots.times] for t in tasks]
+        # where training rollouts may start: the first snapshot, and with anchor="observed" every
+        # other training snapshot with velocities (not the last: nothing follows it)
+        self.starts = [
+            [0] + ([j for j in range(1, len(t.snapshots) - 1) if t.snapshots.velocities[j] is not None]
+                   if cfg.anchor == "observed" else [])
+            for t in tasks
         ]
-        self.t0 = [float(t.snapshots.times[0]) for t in tasks]
         sched = [integration_schedule(t.snapshots.times, h) for t, h in zip(tasks, self.h)]
         self.steps = [s for s, _ in sched]
         self.index = [i for _, i in sched]
@@ -234,9 +239,9 @@ class RolloutLoss:
         p0 = next(network.parameters())
         self.device, self.dtype = p0.device, p0.dtype
 
-    def horizon_cap(self, it: int, e: int) -> int:
-        """Largest horizon model ``e`` may draw at iteration ``it`` (``horizon``, ``horizon_ramp``)."""
-        kmax = self.data.n_intervals[e]
+    def horizon_cap(self, it: int, e: int, start: int = 0) -> int:
+        """Largest horizon model ``e`` may draw at iteration ``it`` from snapshot ``start``."""
+        kmax = self.data.n_intervals[e] - start
         if self.cfg.horizon is not None:
             kmax = min(kmax, self.cfg.horizon)
         if self.cfg.horizon_ramp:
@@ -245,44 +250,53 @@ class RolloutLoss:
 
     def __call__(self, it: int) -> Tensor:
         cfg, data, E = self.cfg, self.data, self.E
+        # the anchor of every model's rollout: the first snapshot (Algorithm 1) or, with
+        # anchor="observed", a random training snapshot with velocities
+        J = [
+            0 if len(data.starts[e]) == 1
+            else data.starts[e][int(torch.randint(len(data.starts[e]), (1,), generator=self.gens[e]))]
+            for e in range(E)
+        ]
         # line 1: a horizon per model
         if cfg.fixed_horizon:
-            K = [self.horizon_cap(it, e) for e in range(E)]
+            K = [self.horizon_cap(it, e, J[e]) for e in range(E)]
         else:
-            K = [int(torch.randint(1, self.horizon_cap(it, e) + 1, (1,), generator=self.gens[e])) for e in range(E)]
-        # line 2: the start (a minibatch of the first snapshot) and the targets of the same size
+            K = [int(torch.randint(1, self.horizon_cap(it, e, J[e]) + 1, (1,), generator=self.gens[e])) for e in range(E)]
+        # line 2: the start (a minibatch of the anchor snapshot) and the targets of the same size
         n = int(min(
-            min([cfg.particles_per_batch or math.inf] + [data.points[e][k].shape[0] for k in range(K[e] + 1)])
+            min([cfg.particles_per_batch or math.inf] + [data.points[e][J[e] + k].shape[0] for k in range(K[e] + 1)])
             for e in range(E)
         ))
         x0, v0, targets = [], [], []
         for e in range(E):
-            pts0 = data.points[e][0]
+            pts0 = data.points[e][J[e]]
             idx = self._subset(e, pts0.shape[0], n)
             x0.append(pts0 if idx is None else pts0[idx])
-            v = data.v0[e]
+            v = data.velocities[e][J[e]]
             v0.append(torch.zeros_like(x0[-1]) if v is None else (v if idx is None else v[idx]))
             for k in range(1, K[e] + 1):
-                y = data.points[e][k]
+                y = data.points[e][J[e] + k]
                 idx = self._subset(e, y.shape[0], n)
                 targets.append(y if idx is None else y[idx])
         # ... rolled out to t_K with each model's own steps (models past their horizon keep
         # stepping with their last step size; those positions are not used)
-        n_steps = [data.index[e][K[e]] for e in range(E)]
+        first = [data.index[e][J[e]] for e in range(E)]  # step count of the anchor
+        n_steps = [data.index[e][J[e] + K[e]] - first[e] for e in range(E)]
         S = max(n_steps)
         steps = torch.tensor(
-            [[data.steps[e][min(s, len(data.steps[e]) - 1)] for e in range(E)] for s in range(S)],
+            [[data.steps[e][min(first[e] + s, len(data.steps[e]) - 1)] for e in range(E)] for s in range(S)],
             dtype=self.dtype, device=self.device,
         )
-        record = sorted({data.index[e][k] for e in range(E) for k in range(1, K[e] + 1)})
-        t0 = torch.tensor(data.t0, dtype=self.dtype, device=self.device)
+        at_k = [[data.index[e][J[e] + k] - first[e] for k in range(1, K[e] + 1)] for e in range(E)]
+        record = sorted({s for e in range(E) for s in at_k[e]})
+        t0 = torch.tensor([data.times[e][J[e]] for e in range(E)], dtype=self.dtype, device=self.device)
         positions = leapfrog(
             self.force_fn(n, n_steps, S), torch.stack(x0), torch.stack(v0), steps=steps, gamma=self.friction(), t0=t0,
             scheme=cfg.integrator, record=record,
         ).positions
         # line 3: mean over k <= K_e of the Sinkhorn divergences, all in one batched call
         at = dict(zip(record, positions))
-        preds = torch.stack([at[data.index[e][k]][e] for e in range(E) for k in range(1, K[e] + 1)])
+        preds = torch.stack([at[s][e] for e in range(E) for s in at_k[e]])
         owners = [e for e in range(E) for _ in range(K[e])]
         div = self.divergence(
             preds, torch.stack(targets), blur=[self.blurs[e] for e in owners], diameter=[self.diameters[e] for e in owners]
@@ -356,6 +370,24 @@ class RolloutLoss:
 
 
 # ---------------------------------------------------------------------------- Algorithm 1, lines 4-5
+def lr_factor(cfg: WLMConfig, it: int, n_iter: int) -> float:
+    """Multiplier of the learning rates at iteration ``it``: linear warm-up, then constant or cosine.
+
+    Examples
+    --------
+    >>> cfg = WLMConfig(lr_schedule="cosine", lr_warmup=10)
+    >>> [round(lr_factor(cfg, i, 110), 3) for i in (0, 9, 10, 109)]
+    [0.1, 1.0, 1.0, 0.05]
+    """
+    if it < cfg.lr_warmup:
+        return (it + 1) / cfg.lr_warmup
+    if cfg.lr_schedule == "constant":
+        return 1.0
+    span = max(1, n_iter - cfg.lr_warmup - 1)
+    progress = min(1.0, (it - cfg.lr_warmup) / span)
+    return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 class TrainingState:
     """Everything a training run updates: network, friction, AdamW, EMA, generators, history.
 
@@ -363,7 +395,8 @@ class TrainingState:
     good weights for divergence recovery, and saves / loads itself as a resumable checkpoint.
     """
 
-    def __init__(self, tasks: Sequence[Task], cfg: WLMConfig, d: int, device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(self, tasks: Sequence[Task], cfg: WLMConfig, d: int, device: torch.device, dtype: torch.dtype,
+                 n_iter: int) -> None:
         self.cfg, self.E = cfg, len(tasks)
         self.generators = [torch.Generator().manual_seed(int(t.seed)) for t in tasks]
         self.device_generators = [_device_generator(device, t.seed) for t in tasks]
@@ -381,12 +414,17 @@ class TrainingState:
                 ).to(device)
             finally:
                 torch.set_default_dtype(prev)
+        if cfg.zero_init_head:  # no force before training: damped free flight
+            with torch.no_grad():
+                self.network.head_w.zero_()
         groups: list[dict[str, Any]] = [
             {"params": list(self.network.parameters()), "lr": cfg.lr, "weight_decay": cfg.weight_decay}
         ]
         if self.friction.any_learnable:
             groups.append({"params": [self.friction.log_gamma], "lr": cfg.friction_lr, "weight_decay": 0.0})
         self.optimizer = torch.optim.AdamW(groups)
+        self.base_lrs = [g["lr"] for g in groups]
+        self.n_iter = n_iter
         self.ema = {k: p.detach().clone() for k, p in self.network.named_parameters()} if cfg.ema else None
         self.history: dict[str, list] = {"loss": [], "friction": []}
         self.iteration = 0
@@ -415,6 +453,10 @@ class TrainingState:
 
     def apply(self, it: int) -> None:
         """The optimiser step (line 4) and the EMA update (line 5) of iteration ``it``."""
+        factor = lr_factor(self.cfg, it, self.n_iter)
+        if factor != 1.0 or self.cfg.lr_schedule != "constant":
+            for g, base in zip(self.optimizer.param_groups, self.base_lrs):
+                g["lr"] = base * factor
         self.optimizer.step()
         if self.ema is not None:
             cfg = self.cfg
@@ -689,7 +731,7 @@ def train(
     divergence = SinkhornDivergence(
         p=cfg.p, blur=blurs[0], scaling=cfg.scaling, diameter=diameters[0], backend=cfg.sinkhorn_backend
     )
-    state = TrainingState(tasks, cfg, dims.pop(), device, dtype)
+    state = TrainingState(tasks, cfg, dims.pop(), device, dtype, n_iter)
     fingerprint = _fingerprint(tasks)
     if resume is not None:
         state.load(resume, fingerprint)
