@@ -612,16 +612,10 @@ def _times(times: Any) -> np.ndarray:
         arr = np.asarray(times.detach().cpu() if isinstance(times, torch.Tensor) else times)
     except Exception as exc:  # noqa: BLE001 - ragged lists, odd objects
         raise ValueError(f"times must be a sequence of numbers: {exc}") from None
-    if arr.dtype.kind == "b" or arr.dtype.kind not in "iuf":
-        if arr.dtype.kind == "O":
-            try:
-                arr = arr.astype(np.float64)
-            except (TypeError, ValueError):
-                arr = None
-        else:
-            arr = None
-        if arr is None:
-            raise ValueError(f"times must be a sequence of numbers, got {times!r}")
+    numeric = arr.dtype.kind in "iuf" or (arr.dtype.kind == "O" and all(
+        isinstance(e, (numbers.Real, np.number)) and not isinstance(e, (bool, np.bool_)) for e in arr.reshape(-1)))
+    if times is None or not numeric:
+        raise ValueError(f"times must be a sequence of numbers, got {times!r}")
     tt = arr.astype(np.float64).reshape(-1)
     if tt.size == 0:
         raise ValueError("times is empty")
