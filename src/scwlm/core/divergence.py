@@ -76,6 +76,12 @@ def _log_weights(w: Tensor) -> Tensor:
     return torch.where(w > 0, w.clamp_min(1e-300).log(), torch.full_like(w, -100000.0))
 
 
+@functools.lru_cache(maxsize=256)
+def _cached_schedule(p: int, diameter: float, blur: float, scaling: float) -> tuple[float, ...]:
+    """:func:`epsilon_schedule`, memoised (training asks for the same few schedules every iteration)."""
+    return tuple(epsilon_schedule(p, diameter, blur, scaling))
+
+
 def _schedules(p: int, diameter, blur, scaling: float, B: int, dtype, device) -> tuple[Tensor, Tensor]:
     """Per-problem annealing schedules, padded to a common length.
 
@@ -87,8 +93,7 @@ def _schedules(p: int, diameter, blur, scaling: float, B: int, dtype, device) ->
 
     diam = np.broadcast_to(np.asarray(diameter, dtype=np.float64), (B,))
     bl = np.broadcast_to(np.asarray(blur, dtype=np.float64), (B,))
-    cache: dict[tuple[float, float], list[float]] = {}
-    lists = [cache.setdefault((float(d), float(b)), epsilon_schedule(p, float(d), float(b), scaling)) for d, b in zip(diam, bl)]
+    lists = [_cached_schedule(p, float(d), float(b), scaling) for d, b in zip(diam, bl)]
     L = max(len(e) for e in lists)
     eps = np.empty((L + 1, B))
     active = np.zeros((L, B), dtype=bool)
