@@ -74,29 +74,11 @@ _PAPER_SETTINGS: dict[str, dict[str, Any]] = {
 
 #: what the quick profile changes, per experiment (recorded with every quick result)
 QUICK_CHANGES: dict[str, dict[str, Any]] = {
-    # 20 models (5 SDEs x paired/unpaired x 2 variants) in one run: ~10 s/iter with 256 particles on 2 cores
+    # how each reduction was chosen (the sweeps and their W1): benchmarks/results/sweeps.md
     "gf_sde": dict(n_iter=200, config=dict(lr=1e-3, particles_per_batch=128, hidden=32, ffn=128)),
     "oceans_interp": dict(n_iter=500, config=dict(lr=1e-3)),
-    # lr 1e-3 diverged (W1 ~ 1e2); 250 its, from_t10 (carry-forward 0.152): lr 1e-4 + wd 1e-2 (the
-    # authors' config file) 0.545, lr 3e-4 + friction_init 5 0.742, lr 3e-4 + grad_clip 1 0.410;
-    # with lr 3e-4 + grad_clip 1: 600 its 0.391, lr 1e-3 0.288, horizon_ramp 100 0.288,
-    # rollout_grad "full" 0.485 (train 0.28), friction_init 0.3 + horizon_ramp 100 0.131 / 0.211 /
-    # 0.212 (seeds 0/1/2), friction_init 0.1 0.127 / 0.166 / 0.079 (seeds 0/1/2; but from_t0 2.3-2.4
-    # instead of 1.22 with friction_init 1).
-    # The learned gamma hardly moves in 250 its (1 -> 0.9), so its start decides how much of the
-    # observed inertia survives; drifters in a vortex are inertial. The forecast from t10 varies with
-    # the seed, so the quick run uses seeds 0, 1 and 2 for this (cheap) experiment.
     "oceans_forecast": dict(n_iter=250, config=dict(lr=3e-4, grad_clip=1.0, particles_per_batch=128, friction_init=0.1)),
-    # friction_init 5: the learned gamma climbs from 1 towards the overdamped regime far slower than
-    # the quick budget allows (holdout 2, 400 its: init 1 -> gamma 1.9, W1 1.05; init 5 -> gamma 7.0,
-    # W1 0.90; init 20 -> gamma 24.8, W1 0.90; init 0.1 -> W1 1.27). 1600 its with 128 particles
-    # (about the same time; it helped Boids) did not help: holdout 2 0.875, holdout 3 0.987
-    # (800 its / 256 particles: 0.877, 0.924); neither did blur 0.25: holdout 1 0.853, holdout 3 0.935
-    # (blur 0.5: 0.863, 0.924)
     "eb_loo": dict(n_iter=800, config=dict(lr=2e-3, particles_per_batch=256, blur=0.5, dropout=0.0, friction_init=5.0)),
-    # 300 its with 200 particles per iteration and horizon_ramp 150: train 1.500, forecast 2.781
-    # (carry-forward 2.469); 600 its with 100 particles and horizon_ramp 300 (about the same time):
-    # train 0.937, forecast 1.861 (seed 0)
     "boids": dict(n_iter=600, config=dict(lr=1e-3, particles_per_batch=100, horizon_ramp=300)),
 }
 
