@@ -1,7 +1,7 @@
 """Training throughput and memory of one WLM iteration, ours next to the authors' code.
 
-Five workloads with the shapes and settings measured in ``shared/design/PERFORMANCE.md`` (fixed
-horizon k, float32, the paper's architecture of each workload; one iteration = rollout + Sinkhorn
+Five workloads with the shapes and settings of the authors' cost table in ``docs/performance.md``
+(fixed horizon k, float32, the paper's architecture of each workload; one iteration = rollout + Sinkhorn
 losses + backward + AdamW (+ EMA)). Synthetic data of those sizes: the cost of an iteration does not
 depend on the values.
 
@@ -34,7 +34,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-#: workload -> shapes and settings (PERFORMANCE.md); times = training time grid, k = len(times) - 1
+#: workload -> shapes and settings (the authors' cost table, docs/performance.md); times = training time grid, k = len(times) - 1
 WORKLOADS: dict[str, dict[str, Any]] = {
     "oceans_small_interp": dict(
         N=111, d=2, times=[0, 2, 4, 6, 8], dt=1.0, friction="learnable", friction_lr=1e-3,
@@ -263,7 +263,7 @@ def table(results: list[dict], machine: dict) -> str:
         f"Measured {machine['date']} on {machine['cpu']} ({machine['cores']} cores, {machine['threads']} torch threads)"
         f"{', GPU ' + machine['cuda'] if machine['cuda'] else ''}; torch {machine['torch']}; commit {machine['commit']}.",
         f"Command: `{machine['command']}`", "",
-        "| workload | impl | device | iters | median s/iter | min | max | peak memory (GB) | authors' code, same run | speed-up vs same run | reported (PERFORMANCE.md: H200 / 2-core CPU) |",
+        "| workload | impl | device | iters | median s/iter | min | max | peak memory (GB) | authors' code, same run | speed-up vs same run | authors' code, reported (H200 / 2-core CPU) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     authors = {r["workload"]: r for r in results if r["impl"] == "authors"}
@@ -293,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--authors-iters", type=int, default=None, help="iterations for the authors' code (default: --iters)")
     p.add_argument("--authors-workloads", nargs="+", default=None, choices=list(WORKLOADS),
                    help="workloads to time the authors' code on (default: all; on CPU all but boids_k49, which "
-                        "needs about 25 GB there according to PERFORMANCE.md)")
+                        "needs about 25 GB there according to docs/performance.md)")
     p.add_argument("--ensemble", type=int, default=0, help="also time E models in one run on the eb_like workload")
     p.add_argument("--ensemble-iters", type=int, default=None, help="iterations for the ensemble runs (default: --iters)")
     p.add_argument("--threads", type=int, default=0)
