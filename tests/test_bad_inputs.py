@@ -98,6 +98,7 @@ FIT_CASES = {
     "dt zero": (dict(dt=0.0), "dt must be a positive number"),
     "dtype float16": (dict(dtype="float16"), "dtype must be one of"),
     "tiny gap (10^6 training steps)": (dict(times=[0.0, 1e-6, 1.0]), "integrator steps per rollout"),
+    "resume not a path": (dict(resume=3), "resume must be the path of a checkpoint file"),
 }
 if not CUDA:
     FIT_CASES["device cuda without CUDA"] = (dict(device="cuda"), "device='cuda' but CUDA is not available")
@@ -213,6 +214,11 @@ EVALUATE_CASES = {
     "bad snapshots": (dict(snapshots=_replace(SNAPS, 1, np.full((12, 2), np.inf))), "snapshot 1 contains non-finite"),
     "wrong dimension": (dict(snapshots=[s[:, :1] for s in SNAPS]), "x0 has dimension 1, expected 2"),
     "substeps 2.7": (dict(substeps=2.7), "substeps must be a positive integer"),
+    "n_train 1.5 (was truncated)": (dict(n_train=1.5), "n_train must be an integer, got 1.5"),
+    "n_train string": (dict(n_train="2"), "n_train must be an integer"),
+    "holdout a string (was iterated)": (dict(protocol="interpolate", holdout="1"), "holdout must be an index or a sequence of indices"),
+    "holdout 1.5 (was truncated)": (dict(protocol="interpolate", holdout=[1.5]), "holdout must be an index"),
+    "holdout bool": (dict(protocol="interpolate", holdout=[True]), "holdout must be an index"),
 }
 
 
@@ -359,6 +365,12 @@ def test_load_missing_and_device(saved, tmp_path):
         scwlm.load(saved / "config.json")
     with pytest.raises(ValueError, match="device must be one of"):
         scwlm.load(saved, device="gpu")
+    with pytest.raises(ValueError, match="path must be a str or os.PathLike, got None"):
+        scwlm.load(None)
+
+
+def test_evaluate_accepts_a_single_holdout_index(mech):
+    assert mech.evaluate(SNAPS, TIMES, protocol="interpolate", holdout=1)["holdout"] == [1]
 
 
 def test_unknown_setting_loads_with_a_warning_naming_the_file(model_copy, mech):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from typing import Any, Sequence
 
 import numpy as np
@@ -52,6 +53,8 @@ def _broadcast(value: Any, n: int, name: str) -> list:
 
 def _run(tasks: list[Task], snaps_list: list[Snapshots], cfg: WLMConfig, n_iter: int, device, resume, single: bool):
     dev = _resolve_device(device)
+    if resume is not None and not isinstance(resume, (str, os.PathLike)):
+        raise ValueError(f"resume must be the path of a checkpoint file (or None), got {resume!r}")
 
     def wrap(result: TrainResult):
         mechs = [

@@ -83,19 +83,30 @@ def _real(value: Any, what: str) -> float:
     return out
 
 
+def _integer(value: Any, what: str, kind: str = "an integer") -> int:
+    """An integer (integral floats such as ``5.0`` included), else ``ValueError`` naming ``what``."""
+    if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if (isinstance(value, (numbers.Real, np.floating)) and not isinstance(value, (bool, np.bool_))
+            and math.isfinite(float(value)) and float(value).is_integer()):
+        return int(value)
+    raise ValueError(f"{what} must be {kind}, got {value!r}")
+
+
 def _positive_int(value: Any, what: str) -> int:
     """A positive integer (integral floats such as ``5.0`` included), else ``ValueError``."""
-    if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
-    if isinstance(value, (numbers.Integral, np.integer)):
-        out = int(value)
-    elif isinstance(value, (numbers.Real, np.floating)) and math.isfinite(float(value)) and float(value).is_integer():
-        out = int(value)
-    else:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    out = _integer(value, what, "a positive integer")
     if out < 1:
         raise ValueError(f"{what} must be a positive integer, got {value!r}")
     return out
+
+
+def _indices(value: Any, what: str) -> list[int]:
+    """One index or a sequence of indices, as a list of ints, else ``ValueError`` naming ``what``."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray, numbers.Integral, np.integer)):
+        raise ValueError(f"{what} must be an index or a sequence of indices, got {value!r}")
+    items = np.asarray(value, dtype=object).reshape(-1).tolist() if not isinstance(value, (numbers.Integral, np.integer)) else [value]
+    return [_integer(i, what, "an index or a sequence of indices") for i in items]
 
 
 def _check_range(x: torch.Tensor, dtype: torch.dtype, what: str) -> None:
@@ -389,7 +400,7 @@ class Mechanics:
                 if not train_times:
                     raise ValueError("pass n_train (the number of leading snapshots used for training)")
                 n_train = int((snaps.times <= max(train_times) + 1e-12).sum())
-            return forecast(self._simulate(substeps), snaps, int(n_train))
+            return forecast(self._simulate(substeps), snaps, _integer(n_train, "n_train"))
         if protocol == "interpolate":
             if holdout is None:
                 if not train_times:
@@ -398,7 +409,7 @@ class Mechanics:
                 holdout = [i for i, t in enumerate(snaps.times.tolist()) if np.abs(seen - t).min() > 1e-9]
                 if not holdout:
                     raise ValueError("all these times were used in training: pass holdout explicitly")
-            return interpolate(self._simulate(substeps), snaps, holdout)
+            return interpolate(self._simulate(substeps), snaps, _indices(holdout, "holdout"))
         raise ValueError(f"unknown protocol {protocol!r}; use 'forecast' or 'interpolate'")
 
     # ------------------------------------------------------------------ persistence
@@ -557,7 +568,7 @@ class Mechanics:
         >>> Mechanics.load(path).dt == mech.dt
         True
         """
-        path = Path(path)
+        path = _as_path(path)
         cfg_file, state_file = path / "config.json", path / "state.pt"
         if (path / _ENSEMBLE_FILE).is_file():
             raise ValueError(f"{path} holds an ensemble of models: load it with scwlm.load")
@@ -581,12 +592,17 @@ class Mechanics:
         return cls._from_parts(meta, tensors["network"], history, dev, meta_source=str(cfg_file), weights_source=str(state_file))
 
 
+def _as_path(path: Any) -> Path:
+    if isinstance(path, (bytes, bytearray)):
+        path = os.fsdecode(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"path must be a str or os.PathLike, got {path!r}")
+    return Path(path)
+
+
 def _writable_dir(path: str | os.PathLike) -> Path:
     """``path`` as a :class:`Path`, or a ``ValueError`` when it exists and is not a directory."""
-    try:
-        path = Path(path)
-    except TypeError:
-        raise ValueError(f"path must be a str or os.PathLike, got {path!r}") from None
+    path = _as_path(path)
     if path.exists() and not path.is_dir():
         raise ValueError(f"cannot save to {path}: it exists and is not a directory")
     return path
@@ -691,7 +707,7 @@ class MechanicsEnsemble(list):
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "MechanicsEnsemble":
         """Load an ensemble saved with :meth:`save`."""
-        path = Path(path)
+        path = _as_path(path)
         index_file = path / _ENSEMBLE_FILE
         if not index_file.is_file():
             raise FileNotFoundError(f"{path} is not a saved scwlm ensemble (expected {_ENSEMBLE_FILE} inside)")
@@ -733,6 +749,6 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> Mechani
     True
     """
     dev = _resolve_device(device)
-    if (Path(path) / _ENSEMBLE_FILE).is_file():
+    if (_as_path(path) / _ENSEMBLE_FILE).is_file():
         return MechanicsEnsemble.load(path, device=dev)
     return Mechanics.load(path, device=dev)
