@@ -415,6 +415,10 @@ def test_ensemble_misuse(ensemble, tmp_path):
     path = ensemble.save(tmp_path / "ens")
     with pytest.raises(ValueError, match="holds an ensemble of models: load it with scwlm.load"):
         Mechanics.load(path)
+    with pytest.raises(ValueError, match="holds a saved ensemble"):
+        ensemble[0].save(path)
+    with pytest.raises(ValueError, match="holds a single saved model"):
+        ensemble.save(ensemble[0].save(tmp_path / "single"))
     with pytest.raises(ValueError, match="at least one Mechanics"):
         MechanicsEnsemble([]).save(tmp_path / "empty")
     with pytest.raises(ValueError, match="device must be one of"):
@@ -486,6 +490,7 @@ CLI_CASES = {
     "fit: --device gpu": (lambda t: ["fit", _good_npz(t), "--out", str(t / "m"), "--device", "gpu"], "--device must be one of 'auto', 'cpu'"),
     "fit: --out is a file": (lambda t: ["fit", _good_npz(t), "--out", (t / "f").write_text("x") and str(t / "f")], "--out"),
     "fit: --out non-empty folder": (lambda t: ["fit", _good_npz(t), "--out", [(t / "dir").mkdir(), (t / "dir" / "a.txt").write_text("x")] and str(t / "dir")], "is a non-empty folder that is not a saved scwlm model"),
+    "fit: --out holds an ensemble": (lambda t: ["fit", _good_npz(t), "--out", [(t / "ens").mkdir(), (t / "ens" / "ensemble.json").write_text("{}")] and str(t / "ens")], "is a non-empty folder that is not a saved scwlm model"),
     "fit: data is a folder": (lambda t: ["fit", [(t / "d.npz").mkdir()] and str(t / "d.npz"), "--out", str(t / "m")], "is a directory"),
     "fit: .csv data": (lambda t: ["fit", str(t / "d.csv"), "--out", str(t / "m")], "must end in .npz or .h5ad"),
     "fit: --basis with npz": (lambda t: ["fit", _good_npz(t), "--out", str(t / "m"), "--basis", "X_umap"], "--basis apply to .h5ad input only"),

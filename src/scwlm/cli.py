@@ -11,6 +11,7 @@ Examples
     scwlm demo --out demo_out            # simulate, fit, forecast; figure + W1 table
     scwlm fit data.npz --out model --n-iter 2000 --set p=1 --set hidden=32
     scwlm fit cells.h5ad --time-key day --basis X_pca --n-dims 5 --out model
+    torchrun --nproc-per-node 2 -m scwlm fit data.npz --out ens --seeds 0 1 2 3   # 2 seeds per process
     scwlm info model
 """
 
@@ -90,7 +91,7 @@ def _check_out(out: str, what: str = "--out") -> Path:
         if not path.is_dir():
             raise _UsageError(f"{what} {out!r} exists and is not a directory")
         entries = set(os.listdir(path))
-        is_model = {"config.json", "state.pt"} <= entries or "ensemble.json" in entries
+        is_model = {"config.json", "state.pt"} <= entries and "ensemble.json" not in entries
         if entries and not is_model:
             raise _UsageError(f"{what} {out!r} is a non-empty folder that is not a saved scwlm model; choose a new path")
     parent = next((p for p in [path, *path.parents] if p.exists()), Path("."))
@@ -200,6 +201,10 @@ def _parser() -> _Parser:
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any WLMConfig field, e.g. --set p=1")
+    d = p.add_argument_group("several processes (torchrun; see scwlm.distributed and docs/scaling.md)")
+    d.add_argument("--seeds", type=_seed, nargs="+", default=None, help="train an ensemble, one model per seed")
+    d.add_argument("--parallel", choices=("ensemble", "data"), default=None,
+                   help="under torchrun: split the seeds ('ensemble', the default) or the particles ('data') across ranks")
     h = p.add_argument_group(".h5ad input (as in scwlm.tl.fit_mechanics)")
     h.add_argument("--time-key", default=None, help="obs column of the time labels (default: day)")
     h.add_argument("--basis", default=None, help="obsm embedding (default: X_pca)")
@@ -253,6 +258,15 @@ def _fit(args) -> int:
         check_dtype_range(as_snapshots(snaps, times, vel), cfg.dtype)
     except ValueError as exc:
         raise ValueError(f"{data}: {_one_line(exc)}") from None
+    from . import distributed
+
+    if distributed.launched() or args.parallel or args.seeds:  # all ranks train, rank 0 writes --out
+        models = distributed.fit(snaps, times, vel, mode=args.parallel or "ensemble", friction=args.friction,
+                                 n_iter=args.n_iter, device=args.device, out=out, info=info,
+                                 random_state=args.seeds if args.seeds else args.seed, **config)
+        if os.environ.get("RANK", "0") == "0":
+            print(f"{models}\nsaved to {out}")
+        return 0
     mech = scwlm.fit(snaps, times, vel, friction=args.friction, n_iter=args.n_iter, device=args.device,
                      random_state=args.seed, **config)
     mech.info.update(info)

@@ -544,6 +544,8 @@ class Mechanics:
         ['config.json', 'state.pt']
         """
         path = _writable_dir(path)
+        if (path / _ENSEMBLE_FILE).exists():
+            raise ValueError(f"cannot save a single model to {path}: it holds a saved ensemble ({_ENSEMBLE_FILE})")
         state = self.to_state()
         tensors = {
             "network": {k: torch.from_numpy(v) for k, v in state["weights"].items()},
@@ -697,6 +699,8 @@ class MechanicsEnsemble(list):
         if not len(self) or not all(isinstance(m, Mechanics) for m in self):
             raise ValueError("a MechanicsEnsemble to save must hold at least one Mechanics (and nothing else)")
         path = _writable_dir(path)
+        if (path / "config.json").exists() or (path / "state.pt").exists():
+            raise ValueError(f"cannot save an ensemble to {path}: it holds a single saved model (config.json, state.pt)")
         names = [f"member_{i}" for i in range(len(self))]
         for name, m in zip(names, self):
             m.save(path / name)
