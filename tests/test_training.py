@@ -222,3 +222,64 @@ def test_checkpoint_path_that_is_a_directory_is_refused_at_once(drifting, tmp_pa
     with pytest.raises(ValueError, match="checkpoint_path.*directory"):
         scwlm.fit(snaps, times, n_iter=2, checkpoint_every=1, checkpoint_path=str(tmp_path), **TINY)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- learning levers (issue 13) ----------------------------------------------------------------
+def test_zero_initialised_head_makes_the_untrained_model_damped_free_flight():
+    from scwlm.core.trainer import TrainingState
+
+    rng = np.random.default_rng(0)
+    s = as_snapshots([rng.normal(size=(20, 2)), rng.normal(size=(20, 2))], [0.0, 1.0])
+    cfg = WLMConfig(zero_init_head=True, **TINY)
+    state = TrainingState([Task(s, seed=0)], cfg, 2, torch.device("cpu"), torch.float32, n_iter=1)
+    x = torch.randn(1, 20, 2)
+    assert torch.count_nonzero(state.network.forces(x)) == 0
+    # so a model that has not moved yet is constant-velocity extrapolation at friction 0
+    mech = scwlm.fit([np.zeros((5, 2)), np.ones((5, 2))], [0.0, 1.0], np.ones((5, 2)), friction=0.0, n_iter=1,
+                     lr=1e-12, zero_init_head=True, ema=None, **TINY)
+    assert np.allclose(mech.rollout(np.zeros((5, 2)), np.ones((5, 2)), t0=0.0, times=[2.0])[0], 2.0, atol=1e-6)
+
+
+def test_cosine_schedule_with_warmup():
+    from scwlm.core.trainer import lr_factor
+
+    cfg = WLMConfig(lr_schedule="cosine", lr_warmup=4)
+    f = [lr_factor(cfg, i, 20) for i in range(20)]
+    assert f[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert all(a >= b for a, b in zip(f[4:], f[5:])) and f[-1] == pytest.approx(0.05)
+    assert all(lr_factor(WLMConfig(), i, 20) == 1.0 for i in range(20))  # the paper: constant
+
+
+def test_observed_anchoring_starts_rollouts_at_snapshots_with_velocities(monkeypatch):
+    # record the times at which training rollouts start
+    import scwlm.core.trainer as trainer
+
+    starts = []
+    original = trainer.leapfrog
+
+    def spy(*args, **kwargs):
+        starts.append(float(kwargs["t0"][0]))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "leapfrog", spy)
+    rng = np.random.default_rng(0)
+    snaps = [rng.normal(size=(20, 2)) + t for t in range(4)]
+    vels = [np.ones((20, 2)), None, np.ones((20, 2)), None]
+    scwlm.fit(snaps, [0.0, 1.0, 2.0, 3.0], vels, n_iter=30, anchor="observed", **TINY)
+    assert set(starts) == {0.0, 2.0}
+    starts.clear()
+    scwlm.fit(snaps, [0.0, 1.0, 2.0, 3.0], vels, n_iter=5, **TINY)  # the paper's anchoring: always t0
+    assert set(starts) == {0.0}
+
+
+def test_ot_velocities_reach_the_next_snapshot_in_free_flight():
+    from scwlm.core.velocities import ot_velocities
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 2))
+    y = rng.permutation(x @ np.array([[1.2, 0.3], [0.0, 0.8]]) + 2.0)
+    v = ot_velocities([x, y], [0.0, 0.5])
+    # moved for the whole gap with these velocities, every point lands on a point of y (a permutation plan)
+    landed = x + 0.5 * v[0]
+    d = np.linalg.norm(landed[:, None, :] - y[None, :, :], axis=-1).min(1)
+    assert d.max() < 1e-8 and v[1] is None
