@@ -491,6 +491,8 @@ CLI_CASES = {
     "fit: --out is a file": (lambda t: ["fit", _good_npz(t), "--out", (t / "f").write_text("x") and str(t / "f")], "--out"),
     "fit: --out non-empty folder": (lambda t: ["fit", _good_npz(t), "--out", [(t / "dir").mkdir(), (t / "dir" / "a.txt").write_text("x")] and str(t / "dir")], "is a non-empty folder that is not a saved scwlm model"),
     "fit: --out holds an ensemble": (lambda t: ["fit", _good_npz(t), "--out", [(t / "ens").mkdir(), (t / "ens" / "ensemble.json").write_text("{}")] and str(t / "ens")], "is a non-empty folder that is not a saved scwlm model"),
+    "fit: --seeds out of range": (lambda t: ["fit", _good_npz(t), "--out", str(t / "m"), "--seeds", "0", "-3"], "argument --seeds"),
+    "fit: --parallel bogus": (lambda t: ["fit", _good_npz(t), "--out", str(t / "m"), "--parallel", "model"], "argument --parallel: invalid choice"),
     "fit: data is a folder": (lambda t: ["fit", [(t / "d.npz").mkdir()] and str(t / "d.npz"), "--out", str(t / "m")], "is a directory"),
     "fit: .csv data": (lambda t: ["fit", str(t / "d.csv"), "--out", str(t / "m")], "must end in .npz or .h5ad"),
     "fit: --basis with npz": (lambda t: ["fit", _good_npz(t), "--out", str(t / "m"), "--basis", "X_umap"], "--basis apply to .h5ad input only"),
@@ -576,3 +578,13 @@ def test_cli_fits_h5ad_and_npz(tmp_path, capsys):
     assert main(["fit", _good_npz(tmp_path), "--out", str(tmp_path / "m"), "--n-iter", "1", "--device", "cpu", *TINY_SET]) == 0
     assert main(["info", str(tmp_path / "m")]) == 0
     assert "Mechanics(dim=2" in capsys.readouterr().out
+
+
+def test_cli_fits_an_ensemble_with_seeds(tmp_path, capsys, monkeypatch):
+    for v in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(v, raising=False)
+    assert main(["fit", _good_npz(tmp_path), "--out", str(tmp_path / "ens"), "--seeds", "0", "1", "--n-iter", "1",
+                 "--device", "cpu", *TINY_SET]) == 0
+    ens = scwlm.load(tmp_path / "ens")
+    assert isinstance(ens, MechanicsEnsemble) and [m.info["seed"] for m in ens] == [0, 1]
+    assert capsys.readouterr().out.count("saved to") == 1
