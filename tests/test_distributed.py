@@ -302,6 +302,11 @@ def test_rendezvous_times_out_with_a_clear_message(clean_env):
     _launch(clean_env, RANK=0, WORLD_SIZE=2, MASTER_ADDR="127.0.0.1", MASTER_PORT=_free_port())
     with pytest.raises(sd.DistributedSetupError, match="could not join the 2-rank job .* within 1 s"):
         sd.init_process_group("cpu", init_timeout=1, timeout=5)
+    # members that may draw other numbers of particles than in one process are flagged first
+    snaps, times = _data()
+    with pytest.warns(UserWarning, match="can differ from the single-process ensemble"):
+        with pytest.raises(sd.DistributedSetupError, match="could not join"):
+            sd.fit([snaps[0], snaps[1][:30], snaps[2]], times, random_state=[0, 1], init_timeout=1, n_iter=2, **TINY)
 
 
 def test_not_launched_is_the_single_process_fit(clean_env, tmp_path):

@@ -577,12 +577,20 @@ def _run(
     else:
         _, world, local, local_world = _rank_env(dict(os.environ))
         _rank_device(device, world, local, local_world)
+    ppb = cfg.particles_per_batch
+    sizes = {int(p.shape[0]) for s in snaps_list for p in s.points}
     if mode == "ensemble":
         blocks = split_members(len(tasks), world)
+        if (ppb is None and len(sizes) > 1) or (ppb is not None and ppb > min(sizes)):
+            warnings.warn(
+                f"snapshot sizes {min(sizes)}..{max(sizes)} with particles_per_batch={ppb}: the members of one rank may "
+                "draw another number of particles per iteration than in one process, so the result can differ from "
+                "the single-process ensemble; set particles_per_batch <= the smallest snapshot for equal results",
+                stacklevel=3,
+            )
     else:
         blocks = None
-        ppb = cfg.particles_per_batch
-        smallest = min(int(p.shape[0]) for s in snaps_list for p in s.points)
+        smallest = min(sizes)
         if ppb is None or ppb >= smallest:
             warnings.warn(
                 f"mode='data' with particles_per_batch={ppb} and {smallest} points in the smallest snapshot: every rank "
