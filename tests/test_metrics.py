@@ -79,7 +79,7 @@ def test_protocols_on_small_data_are_the_exact_w1():
     s = _snaps()
     ev = forecast(_stay, s, n_train=2)
     assert ev["w1"][1:] == [wasserstein1(s.points[0], s.points[i]) for i in range(1, 4)]
-    assert ev["w1_method"] == [None, "exact", "exact", "exact"]
+    assert ev["w1_method"] == ["none", "exact", "exact", "exact"]
     assert ev["w1_se"][1:] == [0.0, 0.0, 0.0]
     assert ev["w1_settings"] == {"max_points": 5000, "subsample": 5000, "n_draws": 5, "seed": 0}
     ev = interpolate(_stay, s, [1, 3])
@@ -91,7 +91,7 @@ def test_protocols_on_large_data_say_they_subsampled():
     s = _snaps(n=60)
     kw = dict(w1_max_points=50, w1_subsample=30, w1_draws=3, w1_seed=7, progress=False)
     ev = forecast(_stay, s, n_train=3, **kw)
-    assert ev["w1_method"] == [None, "subsampled", "subsampled", "subsampled"]
+    assert ev["w1_method"] == ["none", "subsampled", "subsampled", "subsampled"]
     assert all(se > 0 for se in ev["w1_se"][1:])
     assert ev["w1_settings"] == {"max_points": 50, "subsample": 30, "n_draws": 3, "seed": 7}
     # every time has its own reproducible draws: seed (w1_seed, time index)

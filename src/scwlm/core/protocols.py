@@ -5,9 +5,10 @@ Both compare predicted and observed clouds with the exact :math:`W_1` distance
 (5,000 by default), and otherwise with the mean over ``w1_draws`` draws of exact :math:`W_1` on
 subsamples of ``w1_subsample`` points (:func:`~scwlm.core.metrics.wasserstein1_scalable`; seed
 ``(w1_seed, i)`` for time index ``i``). The returned dict says which was used at every time
-(``w1_method``: ``"exact"`` or ``"subsampled"``), the standard error over draws (``w1_se``, 0 when
-exact) and the settings (``w1_settings``); results on small clouds are those of the exact
-:math:`W_1` on all points.
+(``w1_method``: ``"exact"`` or ``"subsampled"``, and ``"none"`` at :math:`t_0` in a forecast;
+strings only, so the dict can be stored in ``adata.uns``), the standard error over draws
+(``w1_se``, 0 when exact) and the settings (``w1_settings``); results on small clouds are those of
+the exact :math:`W_1` on all points.
 
 Forecast
     One rollout from :math:`t_0` (with :math:`v_0`) over the whole time course; :math:`W_1` at every
@@ -42,7 +43,7 @@ class _W1:
         self.kw = dict(max_points=max_points, subsample=subsample, n_draws=n_draws)
         self.seed = seed
         self.se: list[float] = []
-        self.method: list[str | None] = []
+        self.method: list[str] = []
         large = any(n > max_points for n in sizes)
         show = large if progress is None else bool(progress)
         self.bar = None
@@ -61,7 +62,7 @@ class _W1:
 
     def skip(self) -> None:
         self.se.append(float("nan"))
-        self.method.append(None)
+        self.method.append("none")
 
     def record(self, out: dict) -> dict:
         if self.bar is not None:
@@ -100,7 +101,7 @@ def forecast(
     >>> stay = lambda x0, v0, t0, times: np.stack([x0.numpy()] * len(times))
     >>> ev = forecast(stay, s, n_train=2)
     >>> ev["w1"], ev["w1_method"]
-    ([nan, 1.0, 2.0], [None, 'exact', 'exact'])
+    ([nan, 1.0, 2.0], ['none', 'exact', 'exact'])
     """
     M = len(snaps) - 1
     if not 1 <= n_train <= M + 1:
