@@ -6,10 +6,10 @@ import torch
 from scwlm.core.potential import SetPotential
 
 
-def make(n_models=1, dropout=0.0, time_features=0, seed=0):
+def make(n_models=1, dropout=0.0, time_features=0, seed=0, quadratic=False):
     gens = [torch.Generator().manual_seed(seed + e) for e in range(n_models)]
     return SetPotential(3, hidden=16, heads=4, blocks=2, ffn=32, dropout=dropout, time_features=time_features,
-                        n_models=n_models, generators=gens).double()
+                        quadratic=quadratic, n_models=n_models, generators=gens).double()
 
 
 @pytest.mark.parametrize("time_features", [0, 8])
@@ -35,9 +35,13 @@ def test_forces_are_minus_gradient_of_the_energy():
     assert abs(float(fd.detach()) + float(f[0, 3, 1])) < 1e-7
 
 
-@pytest.mark.parametrize("dropout,time_features", [(0.0, 0), (0.2, 8)])
-def test_analytic_forces_match_autograd_including_second_derivatives(dropout, time_features):
-    net = make(n_models=2, dropout=dropout, time_features=time_features)
+@pytest.mark.parametrize("dropout,time_features,quadratic", [(0.0, 0, False), (0.2, 8, False), (0.0, 0, True)])
+def test_analytic_forces_match_autograd_including_second_derivatives(dropout, time_features, quadratic):
+    net = make(n_models=2, dropout=dropout, time_features=time_features, quadratic=quadratic)
+    if quadratic:  # the one-body term starts at zero: give it values
+        with torch.no_grad():
+            net.quad_w.normal_()
+            net.quad_b.normal_()
     x = torch.randn(2, 20, 3, dtype=torch.float64, requires_grad=True)
     masks = net.sample_masks(20, [torch.Generator().manual_seed(3), torch.Generator().manual_seed(4)], "cpu", torch.float64)
     t = torch.tensor([0.1, 0.9], dtype=torch.float64) if time_features else None
@@ -74,3 +78,15 @@ def test_time_features_require_time():
 def test_shape_checked():
     with pytest.raises(ValueError, match="expected particles"):
         make().forces(torch.randn(5, 3, dtype=torch.float64))
+
+
+def test_quadratic_term_is_a_one_body_harmonic_potential():
+    net = make(n_models=1, quadratic=True)
+    with torch.no_grad():
+        net.head_w.zero_()  # the attention part exerts no force
+        net.quad_w.copy_(torch.tensor([[[2.0, 1.0, 0.0], [-1.0, 1.0, 0.0], [0.0, 0.0, 3.0]]], dtype=net.quad_w.dtype))
+        net.quad_b.fill_(0.5)
+    x = torch.randn(1, 7, 3, dtype=net.quad_w.dtype)
+    A = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0]], dtype=x.dtype)  # the symmetric part
+    assert torch.allclose(net.forces(x), -(x @ A + 0.5), atol=1e-10)
+    assert torch.allclose(net.forces(x, impl="analytic"), -(x @ A + 0.5), atol=1e-10)

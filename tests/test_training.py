@@ -283,3 +283,15 @@ def test_ot_velocities_reach_the_next_snapshot_in_free_flight():
     landed = x + 0.5 * v[0]
     d = np.linalg.norm(landed[:, None, :] - y[None, :, :], axis=-1).min(1)
     assert d.max() < 1e-8 and v[1] is None
+
+
+def test_paper_preset_pins_every_result_setting_to_the_paper():
+    from scwlm.core.config import PAPER_SETTINGS
+
+    cfg = WLMConfig.paper()
+    # every setting except the runtime group is pinned, so the preset cannot drift with the defaults
+    assert set(PAPER_SETTINGS) == set(cfg.to_dict())
+    assert (cfg.lr, cfg.weight_decay, cfg.friction_lr, cfg.friction_init) == (1e-4, 1e-4, 1e-2, 1.0)
+    assert (cfg.hidden, cfg.heads, cfg.blocks, cfg.ffn, cfg.p, cfg.scaling, cfg.ema) == (64, 4, 4, 512, 2, 0.9, 0.999)
+    assert (cfg.anchor, cfg.lr_schedule, cfg.particles_per_batch, cfg.zero_init_head) == ("first", "constant", None, False)
+    assert WLMConfig.paper(p=1, hidden=256).p == 1

@@ -123,6 +123,7 @@ class SetPotential(nn.Module):
         ffn: int = 512,
         dropout: float = 0.0,
         time_features: int = 0,
+        quadratic: bool = False,
         n_models: int = 1,
         generators: Sequence[torch.Generator | None] | None = None,
     ) -> None:
@@ -141,6 +142,11 @@ class SetPotential(nn.Module):
         for name in per_model[0]:
             stacked = torch.stack([p[name] for p in per_model]).to(torch.get_default_dtype())
             self.register_parameter(name, nn.Parameter(stacked))
+        self.quadratic = bool(quadratic)
+        if self.quadratic:  # a one-body term 1/2 x'Ax + b'x per particle, starting at zero
+            E, d = self.n_models, self.dim
+            self.quad_w = nn.Parameter(torch.zeros(E, d, d, dtype=torch.get_default_dtype()))
+            self.quad_b = nn.Parameter(torch.zeros(E, d, dtype=torch.get_default_dtype()))
 
     # ------------------------------------------------------------------ initialisation
     def _init_one(self, gen: torch.Generator | None) -> dict[str, Tensor]:
@@ -176,6 +182,7 @@ class SetPotential(nn.Module):
         return dict(
             dim=self.dim, hidden=self.hidden, heads=self.heads, blocks=self.n_blocks, ffn=self.ffn,
             dropout=self.dropout, time_features=self.time_features, n_models=self.n_models,
+            **({"quadratic": True} if self.quadratic else {}),
         )
 
     def _p(self, name: str, block: int | None = None) -> Tensor:
@@ -235,7 +242,11 @@ class SetPotential(nn.Module):
             if masks is not None:
                 f = f * masks.output[b]
             h = h + f
-        return _linear(h, self.head_w, self.head_b).squeeze(-1)
+        out = _linear(h, self.head_w, self.head_b).squeeze(-1)
+        if self.quadratic:
+            A = 0.5 * (self.quad_w + self.quad_w.transpose(1, 2))
+            out = out + 0.5 * ((x @ A) * x).sum(-1) + (x * self.quad_b.unsqueeze(1)).sum(-1)
+        return out
 
     def forward(self, x: Tensor, t: Tensor | float | None = None, masks: DropoutMasks | None = None) -> Tensor:
         """Total potential energy ``(E,)`` of each model's particle set ``x (E, N, d)``."""
@@ -314,7 +325,11 @@ class SetPotential(nn.Module):
             dqkv = torch.stack((dq, dk, dv), dim=2).permute(0, 3, 2, 1, 4).reshape(E, N, 3 * self.hidden)
             da = dqkv @ self._p("qkv_w", b)
             dh = dh + _layer_norm_backward(xh1, r1, self._p("ln1_w", b), da)
-        return -(dh @ self.in_w[:, :, : self.dim])
+        out = -(dh @ self.in_w[:, :, : self.dim])
+        if self.quadratic:
+            A = 0.5 * (self.quad_w + self.quad_w.transpose(1, 2))
+            out = out - (x @ A + self.quad_b.unsqueeze(1))
+        return out
 
     # ------------------------------------------------------------------ dropout
     def sample_masks(self, n: int, generators: Sequence[torch.Generator], device, dtype) -> DropoutMasks | None:

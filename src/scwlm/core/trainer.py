@@ -406,7 +406,7 @@ class TrainingState:
             try:
                 self.network = SetPotential(
                     d, hidden=cfg.hidden, heads=cfg.heads, blocks=cfg.blocks, ffn=cfg.ffn, dropout=cfg.dropout,
-                    time_features=cfg.time_features, n_models=self.E, generators=self.generators,
+                    time_features=cfg.time_features, quadratic=cfg.quadratic, n_models=self.E, generators=self.generators,
                 ).to(device)
                 self.friction = Friction(
                     [cfg.friction_init if t.friction is None else t.friction for t in tasks],

@@ -1,0 +1,265 @@
+"""Ablation of training levers: every arm on every system, the same iteration budget, several seeds.
+
+Usage
+-----
+.. code-block:: bash
+
+    python -m benchmarks.ablation --systems harmonic oscillator --arms paper recipe --seeds 0 1 2 --n-iter 400
+    python -m benchmarks.ablation report            # Markdown table of benchmarks/results/ablation.jsonl
+
+Each run appends one JSON line (system, arm, seed, settings, W1 metrics, baselines, friction,
+wall time, machine) to ``benchmarks/results/ablation.jsonl``. Systems are small versions of the
+harness' experiments (see :mod:`benchmarks.experiments`) plus a damped oscillator released from
+rest; the baselines are computed on the same data in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+import scwlm
+from scwlm import datasets as D
+from scwlm.core.baselines import constant_velocity, mccann_interpolation
+from scwlm.core.metrics import mean_se, wasserstein1
+from scwlm.core.velocities import ot_velocities
+
+RESULTS = Path(__file__).resolve().parent / "results" / "ablation.jsonl"
+
+#: the arms: engine settings on top of the defaults, and which velocities training sees
+#: ("first": measured velocities of the first snapshot only; "all": every measured velocity;
+#: "ot": optimal-transport velocities toward the next training snapshot, measured ones ignored)
+ARMS: dict[str, dict[str, Any]] = {}
+
+
+def arm(name: str, velocities: str = "first", **config: Any) -> None:
+    ARMS[name] = {"velocities": velocities, "config": config}
+
+
+def _train_velocities(mode: str, snaps, times, vels):
+    if mode == "ot":
+        return ot_velocities(snaps, times)
+    if mode == "all" and vels is not None:
+        return list(vels)
+    return None if vels is None else [vels[0]] + [None] * (len(snaps) - 1)
+
+
+# ----------------------------------------------------------------------------- systems
+def forecast_system(ds, n_train: int, *, fixed_friction: float | None = None, extra: dict | None = None):
+    s, t, v = ds
+
+    def run(spec: dict, seed: int, n_iter: int, kw: dict) -> dict:
+        tv = _train_velocities(spec["velocities"], s[:n_train], t[:n_train], None if v is None else v[:n_train])
+        fr = "learnable" if fixed_friction is None else fixed_friction
+        t0 = time.perf_counter()
+        mech = scwlm.fit(s[:n_train], t[:n_train], tv, friction=fr, n_iter=n_iter, random_state=seed, **kw)
+        wall = time.perf_counter() - t0
+        v0 = None if tv is None else tv[0]
+        pred = mech.rollout(s[0], v0, t0=float(t[0]), times=t[1:])
+        w1 = [wasserstein1(pred[i - 1], s[i]) for i in range(1, len(s))]
+        fut = list(range(n_train, len(s)))
+        last = n_train - 1
+        out = {"forecast": float(np.mean([w1[i - 1] for i in fut])), "train": float(np.mean(w1[: n_train - 1]))}
+        base = {"carry_forward": float(np.mean([wasserstein1(s[last], s[i]) for i in fut]))}
+        if v is not None and v[last] is not None:
+            base["constant_velocity"] = float(np.mean(
+                [wasserstein1(constant_velocity(s[last], v[last], t[i] - t[last]), s[i]) for i in fut]))
+            if len(fut) == 1 and tv is not None:
+                from_last = mech.rollout(s[last], v[last], t0=float(t[last]), times=[float(t[-1])])[0]
+                out["from_last"] = wasserstein1(from_last, s[-1])
+        return {"metrics": out, "baselines": base, "friction": mech.friction, "wall_s": wall}
+
+    return run
+
+
+def interp_system(ds, holdouts: list[int]):
+    """Leave-one-out for each holdout (one model each, trained together with fit_many)."""
+    s, t, v = ds
+
+    def run(spec: dict, seed: int, n_iter: int, kw: dict) -> dict:
+        tasks, restarts = [], []
+        for h in holdouts:
+            keep = [i for i in range(len(s)) if i != h]
+            ss, tt = [s[i] for i in keep], t[keep]
+            vv = None if v is None else [v[i] for i in keep]
+            tv = _train_velocities(spec["velocities"], ss, tt, vv)
+            tasks.append((ss, tt, tv))
+            # the restart velocity at h-1: the one training used there (OT toward h+1), else measured
+            if spec["velocities"] == "ot":
+                restarts.append(tv[keep.index(h - 1)])
+            else:
+                restarts.append(None if v is None else v[h - 1])
+        t0 = time.perf_counter()
+        ens = scwlm.fit_many(tasks, random_state=seed, n_iter=n_iter, **kw)
+        wall = time.perf_counter() - t0
+        out, base = {}, {}
+        for mech, h, v_start in zip(ens, holdouts, restarts):
+            pred = mech.rollout(s[h - 1], v_start, t0=float(t[h - 1]), times=[float(t[h])])[0]
+            out[f"h{h}"] = wasserstein1(pred, s[h])
+            pts, wts = mccann_interpolation(s[h - 1], s[h + 1], (t[h] - t[h - 1]) / (t[h + 1] - t[h - 1]))
+            base[f"mccann_h{h}"] = wasserstein1(pts, s[h], x_weights=wts)
+            base[f"previous_h{h}"] = wasserstein1(s[h - 1], s[h])
+        out["mean"] = float(np.mean([out[f"h{h}"] for h in holdouts]))
+        base["mccann_mean"] = float(np.mean([base[f"mccann_h{h}"] for h in holdouts]))
+        base["previous_mean"] = float(np.mean([base[f"previous_h{h}"] for h in holdouts]))
+        return {"metrics": out, "baselines": base, "friction": float(np.mean(ens.frictions)), "wall_s": wall / len(ens)}
+
+    return run
+
+
+def vortex_interp_system():
+    """Small vortex: a single model on t1,3,5,7,9 evaluated at t2,4,6,8 (the paper's protocol)."""
+    ds = D.ocean_vortex("small")
+    s, t, v = ds
+    holdout = ds.meta["holdout"]
+    train = [i for i in range(len(s)) if i not in holdout]
+
+    def run(spec: dict, seed: int, n_iter: int, kw: dict) -> dict:
+        ss, tt = [s[i] for i in train], t[train]
+        tv = _train_velocities(spec["velocities"], ss, tt, [v[i] for i in train])
+        t0 = time.perf_counter()
+        mech = scwlm.fit(ss, tt, tv, n_iter=n_iter, random_state=seed, **kw)
+        wall = time.perf_counter() - t0
+        out, base = {}, {}
+        for h in holdout:
+            v_start = tv[train.index(h - 1)] if spec["velocities"] == "ot" else v[h - 1]
+            pred = mech.rollout(s[h - 1], v_start, t0=float(t[h - 1]), times=[float(t[h])])[0]
+            out[f"t{h + 1}"] = wasserstein1(pred, s[h])
+            pts, wts = mccann_interpolation(s[h - 1], s[h + 1], 0.5)
+            base[f"mccann_t{h + 1}"] = wasserstein1(pts, s[h], x_weights=wts)
+        out["mean"] = float(np.mean([out[f"t{h + 1}"] for h in holdout]))
+        base["mccann_mean"] = float(np.mean([base[f"mccann_t{h + 1}"] for h in holdout]))
+        return {"metrics": out, "baselines": base, "friction": mech.friction, "wall_s": wall}
+
+    return run
+
+
+def _systems() -> dict[str, Callable[[], Callable]]:
+    def harmonic():
+        ds = D.harmonic_well(n=200, random_state=0)
+        return forecast_system(ds, ds.meta["n_train"])
+
+    def oscillator():
+        # x'' = -x - 0.5 x', a blob released from rest
+        ds = D.harmonic_well(n=200, gamma=0.5, velocity_spread=0.0, random_state=1)
+        return forecast_system(ds, ds.meta["n_train"])
+
+    def vortex_big():
+        ds = D.ocean_vortex("big")
+        return forecast_system(ds, ds.meta["n_train"])
+
+    def eb():
+        ds = D.embryoid_body(n_pcs=5)
+        return interp_system(ds, list(ds.meta["holdouts"]))
+
+    def boids():
+        ds = D.boids(random_state=0)
+        return forecast_system(ds, ds.meta["n_train"], fixed_friction=0.0)
+
+    return {"harmonic": harmonic, "oscillator": oscillator, "vortex_small": vortex_interp_system,
+            "vortex_big": vortex_big, "eb": eb, "boids": boids}
+
+
+#: settings that describe a system's data or physics (allowed beside the defaults)
+SYSTEM_SETTINGS: dict[str, dict[str, Any]] = {
+    "harmonic": {},
+    "oscillator": {},
+    "vortex_small": {"time_features": 16},
+    "vortex_big": {},
+    "eb": {"p": 1},
+    "boids": {"p": 1},
+}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", nargs="?", default="run", choices=["run", "report"])
+    ap.add_argument("--systems", nargs="+", default=["harmonic"])
+    ap.add_argument("--arms", nargs="+", default=list(ARMS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--n-iter", type=int, default=400)
+    ap.add_argument("--set", nargs="*", default=[], help="extra key=value engine settings for every arm")
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--tag", default="")
+    args = ap.parse_args(argv)
+    if args.command == "report":
+        print(report(args.results))
+        return 0
+    extra = {}
+    for kv in args.set:
+        k, v = kv.split("=", 1)
+        extra[k] = json.loads(v)
+    systems = _systems()
+    from benchmarks.reproduce import machine_info
+
+    info = machine_info()
+    for sys_name in args.systems:
+        runner = systems[sys_name]()
+        for arm_name in args.arms:
+            spec = ARMS[arm_name]
+            for seed in args.seeds:
+                kw = {"progress": False, **SYSTEM_SETTINGS[sys_name], **spec["config"], **extra}
+                rec = runner(spec, seed, args.n_iter, kw)
+                rec.update(system=sys_name, arm=arm_name, seed=seed, n_iter=args.n_iter, settings=kw,
+                           velocities=spec["velocities"], tag=args.tag, machine=info,
+                           command="python -m benchmarks.ablation " + " ".join(sys.argv[1:]))
+                args.results.parent.mkdir(parents=True, exist_ok=True)
+                with open(args.results, "a") as fh:
+                    fh.write(json.dumps(rec, default=float) + "\n")
+                m = ", ".join(f"{k}={v:.3f}" for k, v in rec["metrics"].items())
+                b = ", ".join(f"{k}={v:.3f}" for k, v in rec["baselines"].items() if "mean" in k or "_h" not in k)
+                print(f"[ablation] {sys_name} {arm_name} seed={seed} it={args.n_iter}: {m} | {b} | "
+                      f"gamma={rec['friction']:.3f} wall={rec['wall_s']:.0f}s", flush=True)
+    return 0
+
+
+def report(results: Path = RESULTS) -> str:
+    recs = [json.loads(line) for line in results.read_text().splitlines() if line.strip()] if results.exists() else []
+    groups: dict[tuple, list[dict]] = {}
+    for r in recs:
+        groups.setdefault((r["system"], r["arm"], r["n_iter"], r.get("tag", "")), []).append(r)
+    lines = ["| system | arm | iters | seeds | main W1 (mean ± SE) | baselines | γ | wall s / model |", "|---|---|---|---|---|---|---|---|"]
+    for (system, arm_name, n_iter, tag), rs in sorted(groups.items()):
+        key = "mean" if "mean" in rs[0]["metrics"] else "forecast"
+        m, se = mean_se([r["metrics"][key] for r in rs])
+        base = {k: np.mean([r["baselines"][k] for r in rs]) for k in rs[0]["baselines"] if "mean" in k or "_h" not in k and "_t" not in k}
+        b = ", ".join(f"{k} {v:.3f}" for k, v in base.items())
+        lines.append(f"| {system} | {arm_name}{' ' + tag if tag else ''} | {n_iter} | {len(rs)} | {m:.3f} ± {se:.3f} | {b} | "
+                     f"{np.mean([r['friction'] for r in rs]):.3f} | {np.mean([r['wall_s'] for r in rs]):.0f} |")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- arms
+arm("paper")
+arm("demo", lr=3e-3, friction_init=0.1)
+arm("lr1e-3", lr=1e-3)
+arm("cos3e-3", lr=3e-3, lr_schedule="cosine", lr_warmup=50)
+arm("cos3e-3_zero", lr=3e-3, lr_schedule="cosine", lr_warmup=50, zero_init_head=True)
+arm("cos3e-3_zero_fr0.1", lr=3e-3, lr_schedule="cosine", lr_warmup=50, zero_init_head=True, friction_init=0.1)
+arm("cos3e-3_zero_fr0.1_all", "all", lr=3e-3, lr_schedule="cosine", lr_warmup=50, zero_init_head=True, friction_init=0.1,
+    anchor="observed")
+arm("cos3e-3_zero_fr0.1_ot", "ot", lr=3e-3, lr_schedule="cosine", lr_warmup=50, zero_init_head=True, friction_init=0.1,
+    anchor="observed")
+arm("cos3e-3_zero_fr0.1_all_full", "all", lr=3e-3, lr_schedule="cosine", lr_warmup=50, zero_init_head=True,
+    friction_init=0.1, anchor="observed", rollout_grad="full")
+arm("cos3e-3_zero_fr0.1_full", lr=3e-3, lr_schedule="cosine", lr_warmup=50, zero_init_head=True, friction_init=0.1,
+    rollout_grad="full")
+_R = dict(lr=3e-3, lr_schedule="cosine", lr_warmup=50, zero_init_head=True)
+arm("R_fr1", **_R)
+arm("R_fr0.1_wd1e-2", **_R, friction_init=0.1, weight_decay=1e-2)
+arm("R_fr0.1_frlr5e-2", **_R, friction_init=0.1, friction_lr=5e-2)
+arm("R_fr0.1_b1", **_R, friction_init=0.1, blocks=1)
+arm("R_fr0.3", **_R, friction_init=0.3)
+arm("R_fr0.1_quad", **_R, friction_init=0.1, quadratic=True)
+arm("R_fr0.3_quad", **_R, friction_init=0.3, quadratic=True)
+arm("R_fr1_quad", **_R, quadratic=True)
+arm("R_fr0.1_quad_all", "all", **_R, friction_init=0.1, quadratic=True, anchor="observed")
+
+if __name__ == "__main__":
+    raise SystemExit(main())
