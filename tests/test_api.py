@@ -112,3 +112,24 @@ def test_time_dependent_model_requires_time(fitted):
         mech.forces(snaps[0])
     assert mech.forces(snaps[0], t=0.5).shape == (30, 2)
     assert mech.rollout(snaps[0], t0=0.0, times=[1.0]).shape == (1, 30, 2)
+
+
+def test_ot_velocities_option_starts_the_model_at_mccann_interpolation():
+    # zero forces (zero-initialised head, no steps taken) and no friction: the rollout is the
+    # straight-line transport toward the next snapshot, i.e. McCann's interpolation
+    from scwlm.core.baselines import mccann_interpolation
+    from scwlm.core.metrics import wasserstein1
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 2))
+    snaps = [x, x * 0.5 + 3.0, x * 0.2 + 5.0]
+    mech = scwlm.fit(snaps, [0.0, 1.0, 2.0], "ot", friction=0.0, n_iter=1, lr=1e-12, friction_lr=1e-12,
+                     zero_init_head=True, ema=None, hidden=8, heads=1, blocks=1, ffn=8, progress=False)
+    assert mech.info["velocities"] == "ot"
+    from scwlm.core.velocities import ot_velocity
+
+    pred = mech.rollout(x, ot_velocity(x, snaps[1], 1.0), t0=0.0, times=[0.5])[0]
+    pts, w = mccann_interpolation(x, snaps[1], 0.5)
+    assert wasserstein1(pred, pts, y_weights=w) < 1e-6
+    with pytest.raises(ValueError, match="velocities must be None, 'ot'"):
+        scwlm.fit(snaps, [0.0, 1.0, 2.0], "rna", n_iter=1, hidden=8, heads=1, blocks=1, ffn=8, progress=False)

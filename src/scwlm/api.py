@@ -12,6 +12,7 @@ import numpy as np
 from .core.config import WLMConfig
 from .core.snapshots import Snapshots, as_snapshots, check_dtype_range
 from .core.trainer import Task, TrainingDivergedError, TrainResult, train
+from .core.velocities import ot_velocities
 from .mechanics import Mechanics, MechanicsEnsemble, _resolve_device
 
 __all__ = ["fit", "fit_many"]
@@ -51,7 +52,24 @@ def _broadcast(value: Any, n: int, name: str) -> list:
     return [value] * n
 
 
-def _run(tasks: list[Task], snaps_list: list[Snapshots], cfg: WLMConfig, n_iter: int, device, resume, single: bool):
+def _snapshots(snapshots: Any, times: Any, velocities: Any) -> tuple[Snapshots, str]:
+    """Validated snapshots and where their velocities come from (``"ot"``, ``"given"``, ``"none"``).
+
+    ``velocities="ot"`` gives every snapshot but the last the optimal-transport velocities toward
+    the next one (:func:`scwlm.core.velocities.ot_velocities`).
+    """
+    if isinstance(velocities, str):
+        if velocities != "ot":
+            raise ValueError(f"velocities must be None, 'ot', an (n_0, d) array or a list of arrays, got {velocities!r}")
+        plain = as_snapshots(snapshots, times)
+        vels = ot_velocities([p.numpy() for p in plain.points], plain.times.numpy())
+        return as_snapshots(plain.points, plain.times, vels), "ot"
+    snaps = as_snapshots(snapshots, times, velocities)
+    return snaps, "none" if all(v is None for v in snaps.velocities) else "given"
+
+
+def _run(tasks: list[Task], snaps_list: list[Snapshots], cfg: WLMConfig, n_iter: int, device, resume, single: bool,
+         sources: Sequence[str]):
     dev = _resolve_device(device)
     if resume is not None and not isinstance(resume, (str, os.PathLike)):
         raise ValueError(f"resume must be the path of a checkpoint file (or None), got {resume!r}")
@@ -60,9 +78,10 @@ def _run(tasks: list[Task], snaps_list: list[Snapshots], cfg: WLMConfig, n_iter:
         mechs = [
             Mechanics.from_train_result(
                 result, i, cfg,
-                extra_info={"train_times": s.times.tolist(), "friction_mode": "learnable" if t.friction is None else "fixed"},
+                extra_info={"train_times": s.times.tolist(), "friction_mode": "learnable" if t.friction is None else "fixed",
+                            "velocities": src},
             )
-            for i, (t, s) in enumerate(zip(tasks, snaps_list))
+            for i, (t, s, src) in enumerate(zip(tasks, snaps_list, sources))
         ]
         return mechs[0] if single else MechanicsEnsemble(mechs)
 
@@ -100,8 +119,12 @@ def fit(
     times
         Strictly increasing times of the snapshots (not necessarily evenly spaced).
     velocities
-        Optional velocities: an ``(n_0, d)`` array for the first snapshot, or a sequence aligned
-        with ``snapshots`` whose entries are ``None`` or ``(n_i, d)`` arrays. Training starts from
+        Optional velocities: an ``(n_0, d)`` array for the first snapshot, a sequence aligned
+        with ``snapshots`` whose entries are ``None`` or ``(n_i, d)`` arrays, or ``"ot"``: every
+        snapshot but the last moves toward the next one along the optimal transport plan
+        (:func:`scwlm.core.velocities.ot_velocities`; with zero forces and no friction the model
+        then starts at McCann's interpolation) — for data without measured velocities, or whose
+        measured velocities are on another scale than the displacement between time points. Training starts from
         the first snapshot with its velocities (zero if absent).
     friction
         ``"learnable"`` (:math:`\gamma = e^\theta`, initialised at ``friction_init``) or a fixed
@@ -145,7 +168,7 @@ def fit(
     True
     """
     cfg = WLMConfig.from_kwargs(**config)
-    snaps = as_snapshots(snapshots, times, velocities)
+    snaps, source = _snapshots(snapshots, times, velocities)
     check_dtype_range(snaps, cfg.dtype)
     single = not isinstance(random_state, (list, tuple, np.ndarray))
     seeds = [_parse_seed(random_state)] if single else [_parse_seed(s) for s in random_state]
@@ -153,7 +176,7 @@ def fit(
         raise ValueError("random_state is an empty list")
     frictions = [_parse_friction(f) for f in _broadcast(friction, len(seeds), "friction")]
     tasks = [Task(snaps, seed, fr) for seed, fr in zip(seeds, frictions)]
-    return _run(tasks, [snaps] * len(tasks), cfg, n_iter, device, resume, single)
+    return _run(tasks, [snaps] * len(tasks), cfg, n_iter, device, resume, single, [source] * len(tasks))
 
 
 def fit_many(
@@ -194,7 +217,7 @@ def fit_many(
     cfg = WLMConfig.from_kwargs(**config)
     if isinstance(datasets, (str, bytes)) or not isinstance(datasets, Sequence) or not datasets:
         raise ValueError("datasets must be a non-empty sequence of (snapshots, times[, velocities])")
-    snaps_list = []
+    snaps_list, sources = [], []
     for i, ds in enumerate(datasets):
         if hasattr(ds, "astuple"):  # a scwlm.datasets.Dataset
             args = tuple(ds.astuple())
@@ -205,12 +228,14 @@ def fit_many(
         else:
             raise ValueError(f"datasets[{i}] must be (snapshots, times[, velocities]) or a dict with those keys")
         try:
-            snaps_list.append(as_snapshots(*args))
-            check_dtype_range(snaps_list[-1], cfg.dtype)
+            snaps, source = _snapshots(*args)
+            check_dtype_range(snaps, cfg.dtype)
+            snaps_list.append(snaps)
+            sources.append(source)
         except ValueError as exc:
             raise ValueError(f"datasets[{i}]: {exc}") from None
     n = len(snaps_list)
     seeds = [_parse_seed(s) for s in _broadcast(random_state, n, "random_state")]
     frictions = [_parse_friction(f) for f in _broadcast(friction, n, "friction")]
     tasks = [Task(s, seed, fr) for s, seed, fr in zip(snaps_list, seeds, frictions)]
-    return _run(tasks, snaps_list, cfg, n_iter, device, resume, single=False)
+    return _run(tasks, snaps_list, cfg, n_iter, device, resume, single=False, sources=sources)

@@ -90,7 +90,7 @@ import torch.distributed as dist
 from . import api as _api
 from .core import trainer as _trainer
 from .core.config import WLMConfig
-from .core.snapshots import Snapshots, as_snapshots
+from .core.snapshots import Snapshots
 from .core.trainer import Task, TrainResult
 from .mechanics import Mechanics, MechanicsEnsemble, _resolve_device
 
@@ -743,7 +743,7 @@ def fit(
     [0, 1]
     """
     cfg = WLMConfig.from_kwargs(**config)
-    snaps = as_snapshots(snapshots, times, velocities)
+    snaps, _ = _api._snapshots(snapshots, times, velocities)
     seeds, single = _seeds(random_state, None)
     frictions = [_api._parse_friction(f) for f in _api._broadcast(friction, len(seeds), "friction")]
     tasks = [Task(snaps, seed, fr) for seed, fr in zip(seeds, frictions)]
@@ -793,7 +793,7 @@ def fit_many(
         else:
             raise ValueError(f"datasets[{i}] must be (snapshots, times[, velocities]) or a dict with those keys")
         try:
-            snaps_list.append(as_snapshots(*args))
+            snaps_list.append(_api._snapshots(*args)[0])
         except ValueError as exc:
             raise ValueError(f"datasets[{i}]: {exc}") from None
     n = len(snaps_list)
