@@ -31,6 +31,73 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 #: would run for hours or overflow, e.g. ``times=[1e7]`` with ``dt=0.2``)
 MAX_ROLLOUT_STEPS = 1_000_000
 
+#: default ``chunk_size`` of :meth:`Mechanics.rollout` / :meth:`Mechanics.evaluate`: larger
+#: populations are rolled out in chunks of at most this many cells. Equal to the largest cloud on
+#: which :mod:`scwlm.core.protocols` computes the exact W1 (5,000), so a snapshot that is small
+#: enough for the exact W1 is also rolled out as one population, as before chunking existed (the
+#: paper's data sets, e.g. the embryoid body's 2,381-4,163 cells per day, are unchanged). The
+#: attention of one chunk costs ``heads * chunk_size**2`` numbers per block (about 0.4 GB per
+#: block for the default 4 heads in float32).
+ROLLOUT_CHUNK_SIZE = 5_000
+
+
+def _chunk_size(value: Any) -> int | None:
+    """``None`` or a positive integer, else ``ValueError`` naming ``chunk_size``."""
+    if value is None:
+        return None
+    return _positive_int(value, "chunk_size")
+
+
+def _seed(value: Any, what: str = "random_state") -> int:
+    """A non-negative integer seed, else ``ValueError`` naming ``what``."""
+    out = _integer(value, what, "a non-negative integer")
+    if out < 0:
+        raise ValueError(f"{what} must be a non-negative integer, got {value!r}")
+    return out
+
+
+def rollout_chunks(n: int, chunk_size: int | None = ROLLOUT_CHUNK_SIZE, random_state: int = 0) -> list[np.ndarray]:
+    """The chunks in which :meth:`Mechanics.rollout` simulates ``n`` cells: a list of index arrays.
+
+    ``chunk_size=None`` or ``n <= chunk_size``: one chunk, ``arange(n)`` (all cells at once).
+    Otherwise a random partition: the cells are shuffled with
+    ``numpy.random.default_rng(random_state)`` and cut into ``ceil(n / chunk_size)`` chunks of
+    (almost) equal size (sizes differ by at most one, none exceeds ``chunk_size``, so no chunk is a
+    small remainder); the indices inside each chunk are sorted, so a chunk is simulated as
+    ``x0[chunk]`` in the cells' own order.
+
+    Parameters
+    ----------
+    n
+        Number of cells.
+    chunk_size
+        Largest number of cells simulated together (``None``: all).
+    random_state
+        Seed of the partition (a non-negative integer).
+
+    Returns
+    -------
+    list of numpy.ndarray
+        Disjoint sorted ``int64`` index arrays whose union is ``range(n)``.
+
+    Examples
+    --------
+    >>> [c.tolist() for c in rollout_chunks(5, chunk_size=None)]
+    [[0, 1, 2, 3, 4]]
+    >>> chunks = rollout_chunks(10, chunk_size=4)
+    >>> [len(c) for c in chunks], sorted(np.concatenate(chunks).tolist()) == list(range(10))
+    ([4, 3, 3], True)
+    """
+    n = _integer(n, "n", "a non-negative integer")
+    if n < 0:
+        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    chunk_size = _chunk_size(chunk_size)
+    random_state = _seed(random_state)
+    if chunk_size is None or n <= chunk_size:
+        return [np.arange(n, dtype=np.int64)]
+    perm = np.random.default_rng(random_state).permutation(n)
+    return [np.sort(c).astype(np.int64) for c in np.array_split(perm, -(-n // chunk_size))]
+
 
 def _resolve_device(device: Any, what: str = "device") -> torch.device:
     """The torch device for ``device``, or a ``ValueError`` naming ``what`` and the valid choices.
@@ -268,8 +335,25 @@ class Mechanics:
         t0: float,
         times: Sequence[float],
         substeps: int | None = None,
+        chunk_size: int | None = ROLLOUT_CHUNK_SIZE,
+        random_state: int = 0,
     ) -> np.ndarray:
         """Simulate the particles ``x0`` (velocities ``v0``, zero by default) from ``t0`` to ``times``.
+
+        The potential is a population energy: every particle feels the others through attention,
+        whose cost is quadratic in their number. Populations of more than ``chunk_size`` cells
+        are therefore split into chunks (:func:`rollout_chunks`: a random partition seeded by
+        ``random_state`` into chunks of (almost) equal size, at most ``chunk_size`` each), and
+        every chunk is rolled out *as its own population*: its cells interact only with the cells
+        of their chunk. The rule is: **a rollout of a subset is the rollout of that subset as a
+        population** (here, and whenever a subset of cells is passed in), so each chunk's
+        positions are exactly those of ``rollout(x0[chunk], v0[chunk], chunk_size=None)``. A
+        random partition (rather than contiguous blocks of rows, which in an AnnData often follow
+        clusters, samples or batches) makes every chunk a uniform random subset of the population,
+        so chunks of ~``chunk_size`` cells are statistically like the training minibatches of
+        ``particles_per_batch`` cells (also uniform random subsets), with the smaller subsampling
+        bias of the larger set. With ``chunk_size=None`` or ``len(x0) <= chunk_size`` all cells are
+        rolled out together, bit for bit as without chunking. Memory is that of one chunk.
 
         Parameters
         ----------
@@ -284,23 +368,37 @@ class Mechanics:
             The integration grid is ``t0 + k * dt / substeps``; an output time between two grid
             points is reached by one partial step from the grid point before it (the trajectory
             itself does not depend on which times are requested).
+        chunk_size
+            Largest number of cells rolled out as one population (default
+            :data:`ROLLOUT_CHUNK_SIZE`, 5,000; ``None``: all cells at once, whatever their
+            number).
+        random_state
+            Seed of the random partition into chunks (used only when there is more than one chunk).
 
         Returns
         -------
         numpy.ndarray
-            Positions ``(len(times), n, d)``.
+            Positions ``(len(times), n, d)``, in the order of ``x0`` whatever the chunks.
 
         Examples
         --------
         >>> pred = mech.rollout(snaps[0], t0=0.0, times=[0.5, 1.0, 2.0])
         >>> pred.shape
         (3, 30, 2)
+
+        In chunks of at most 10 cells (3 chunks of 10), each the rollout of its cells alone:
+
+        >>> parts = mech.rollout(snaps[0], t0=0.0, times=[1.0], chunk_size=10)
+        >>> first = rollout_chunks(30, chunk_size=10)[0]
+        >>> bool((parts[:, first] == mech.rollout(snaps[0][first], t0=0.0, times=[1.0], chunk_size=None)).all())
+        True
         """
         x = self._tensor(x0, "x0")
         v = torch.zeros_like(x) if v0 is None else self._tensor(v0, "v0")
         if v.shape != x.shape:
             raise ValueError(f"v0 has shape {tuple(v.shape[1:])} but x0 has shape {tuple(x.shape[1:])}")
         substeps = self.config.eval_substeps if substeps is None else _positive_int(substeps, "substeps")
+        chunks = rollout_chunks(x.shape[1], chunk_size, random_state)
         t0 = _real(t0, "t0")
         tt = _times(times)
         if (np.diff(tt) < 0).any():
@@ -332,20 +430,34 @@ class Mechanics:
         def force(xx, t):
             return net.forces(xx, t if t_dep else None, impl=impl)
 
-        with torch.no_grad():
-            out = leapfrog(
-                force, x, v, steps=torch.full((n,), h, dtype=self.dtype), gamma=self.friction, t0=float(t0),
-                scheme=self.config.integrator, record=record, branches=branches or None,
-            )
-        at = dict(zip(record, out.positions))
-        return np.stack([(at[k] if not d else out.branches[(k, d)])[0].detach().cpu().numpy() for k, d in grid])
+        def simulate(xx, vv) -> np.ndarray:  # one population
+            with torch.no_grad():
+                out = leapfrog(
+                    force, xx, vv, steps=torch.full((n,), h, dtype=self.dtype), gamma=self.friction, t0=float(t0),
+                    scheme=self.config.integrator, record=record, branches=branches or None,
+                )
+            at = dict(zip(record, out.positions))
+            return np.stack([(at[k] if not d else out.branches[(k, d)])[0].detach().cpu().numpy() for k, d in grid])
 
-    def _simulate(self, substeps):
+        if len(chunks) == 1:
+            return simulate(x, v)
+        result = None
+        for idx in chunks:
+            rows = torch.as_tensor(idx, device=x.device)
+            part = simulate(x[:, rows], v[:, rows])
+            if result is None:
+                result = np.empty((part.shape[0], x.shape[1], part.shape[2]), dtype=part.dtype)
+            result[:, idx] = part
+        return result
+
+    def _simulate(self, substeps, chunk_size=ROLLOUT_CHUNK_SIZE, random_state=0):
         if substeps is not None:
             substeps = _positive_int(substeps, "substeps")
+        chunk_size, random_state = _chunk_size(chunk_size), _seed(random_state)
 
         def simulate(x0, v0, t0, times):
-            return self.rollout(x0, v0, t0=t0, times=times, substeps=substeps)
+            return self.rollout(x0, v0, t0=t0, times=times, substeps=substeps, chunk_size=chunk_size,
+                                random_state=random_state)
 
         return simulate
 
@@ -359,6 +471,8 @@ class Mechanics:
         n_train: int | None = None,
         holdout: Sequence[int] | None = None,
         substeps: int | None = None,
+        chunk_size: int | None = ROLLOUT_CHUNK_SIZE,
+        random_state: int = 0,
     ) -> dict:
         """W1 of the model's predictions against observed snapshots (the paper's protocols).
 
@@ -378,12 +492,16 @@ class Mechanics:
             Indices of held-out snapshots (interpolate); default: the times not seen in training.
         substeps
             Integrator steps per ``dt`` (default ``config.eval_substeps``).
+        chunk_size, random_state
+            As in :meth:`rollout`: a snapshot of more than ``chunk_size`` cells is rolled out in
+            random chunks (each chunk as its own population); ``None`` rolls out all its cells at once.
 
         Returns
         -------
         dict
             ``w1`` per time (forecast; NaN at ``t_0``) or per held-out index (interpolate),
-            ``train_mean``/``train_se`` and ``test_mean``/``test_se``.
+            ``train_mean``/``train_se`` and ``test_mean``/``test_se``, and ``w1_method``,
+            ``w1_se``, ``w1_settings`` (:mod:`scwlm.core.protocols`: exact or subsampled W1).
 
         Examples
         --------
@@ -400,7 +518,7 @@ class Mechanics:
                 if not train_times:
                     raise ValueError("pass n_train (the number of leading snapshots used for training)")
                 n_train = int((snaps.times <= max(train_times) + 1e-12).sum())
-            return forecast(self._simulate(substeps), snaps, _integer(n_train, "n_train"))
+            return forecast(self._simulate(substeps, chunk_size, random_state), snaps, _integer(n_train, "n_train"))
         if protocol == "interpolate":
             if holdout is None:
                 if not train_times:
@@ -409,7 +527,7 @@ class Mechanics:
                 holdout = [i for i, t in enumerate(snaps.times.tolist()) if np.abs(seen - t).min() > 1e-9]
                 if not holdout:
                     raise ValueError("all these times were used in training: pass holdout explicitly")
-            return interpolate(self._simulate(substeps), snaps, _indices(holdout, "holdout"))
+            return interpolate(self._simulate(substeps, chunk_size, random_state), snaps, _indices(holdout, "holdout"))
         raise ValueError(f"unknown protocol {protocol!r}; use 'forecast' or 'interpolate'")
 
     # ------------------------------------------------------------------ persistence

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .._docs import _doc_params, doc_n_cells, doc_random_state_subset, doc_substeps
+from .._docs import _doc_params, doc_n_cells, doc_substeps
+from ..mechanics import ROLLOUT_CHUNK_SIZE, _chunk_size
 from ..pp._checks import check_anndata, obsm_array
 from ._apply import load_model, model_space, to_original
 from ._prepare import check_key_added, check_unique_obs_names
@@ -34,6 +35,7 @@ class Prediction:
     basis: np.ndarray  # (T, n, n_dims) original units
     substeps: int  # the integrator substeps used (the model's eval_substeps when not given)
     record: Record
+    chunk_size: int | None = ROLLOUT_CHUNK_SIZE  # cells rolled out as one population (None: all)
 
 
 def _targets(record: Record, targets: Any, t0: float) -> tuple[list[str], np.ndarray]:
@@ -63,10 +65,12 @@ def _targets(record: Record, targets: Any, t0: float) -> tuple[list[str], np.nda
 
 
 def predict(adata: AnnData, key: str, source: Any, targets: Any, *, n_cells: int | None = None,
-            substeps: int | None = None, random_state: int = 0, holdout: Any = None, seed: Any = None) -> Prediction:
+            substeps: int | None = None, random_state: int = 0, holdout: Any = None, seed: Any = None,
+            chunk_size: int | None = ROLLOUT_CHUNK_SIZE) -> Prediction:
     """Compute a rollout of the cells labelled ``source`` (reads only; shared by :func:`rollout` and ``pl``).
 
-    ``substeps=None`` uses the model's ``config.eval_substeps``.
+    ``substeps=None`` uses the model's ``config.eval_substeps``; ``chunk_size`` and ``random_state``
+    are passed to :meth:`~scwlm.Mechanics.rollout` (``random_state`` also seeds the ``n_cells`` subset).
     """
     check_anndata(adata)
     record = read_record(adata, key)
@@ -87,14 +91,19 @@ def predict(adata: AnnData, key: str, source: Any, targets: Any, *, n_cells: int
     if substeps is not None and (isinstance(substeps, bool) or not isinstance(substeps, (int, np.integer))
                                  or substeps < 1):
         raise ValueError(f"substeps must be a positive integer or None (the model's eval_substeps), got {substeps!r}")
+    chunk_size = _chunk_size(chunk_size)
+    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)) or random_state < 0:
+        raise ValueError(f"random_state must be a non-negative integer, got {random_state!r}")
     x0, v0 = model_space(adata, record, rows)
     mech = load_model(record, key, holdout=holdout, seed=seed)
     steps = int(mech.config.eval_substeps if substeps is None else substeps)
     order = np.argsort(ttimes, kind="stable")
-    sim = mech.rollout(x0, v0, t0=t0, times=ttimes[order], substeps=steps)
+    sim = mech.rollout(x0, v0, t0=t0, times=ttimes[order], substeps=steps, chunk_size=chunk_size,
+                       random_state=int(random_state))
     model = np.empty_like(sim)
     model[order] = sim
-    return Prediction(p.labels[s], t0, rows, names, ttimes, model, to_original(model, record), steps, record)
+    return Prediction(p.labels[s], t0, rows, names, ttimes, model, to_original(model, record), steps, record,
+                      chunk_size)
 
 
 def _time_categories(record: Record, extra: list[tuple[str, float]] = ()) -> list[str]:
@@ -111,7 +120,7 @@ def _recorded_targets(record: Record) -> list[tuple[str, float]]:
     return out
 
 
-@_doc_params(doc_n_cells=doc_n_cells, doc_substeps=doc_substeps, doc_random_state=doc_random_state_subset)
+@_doc_params(doc_n_cells=doc_n_cells, doc_substeps=doc_substeps)
 def rollout(
     adata: AnnData,
     key: str = "wlm",
@@ -122,6 +131,7 @@ def rollout(
     substeps: int | None = None,
     key_added: str | None = None,
     random_state: int = 0,
+    chunk_size: int | None = ROLLOUT_CHUNK_SIZE,
 ) -> AnnData:
     """Simulate the cells of one time point forward with a fitted model.
 
@@ -129,6 +139,13 @@ def rollout(
     standardised coordinates and velocities (the fit's own mean/std and velocity source) and are
     integrated to every target; predictions are mapped back to the basis' units
     (``x * std + mean``, first ``n_dims`` coordinates).
+
+    The model's potential is a population energy, so which cells are simulated together matters:
+    a rollout of a subset (``n_cells``) is the rollout of that subset as a population, and more
+    than ``chunk_size`` cells are rolled out in random chunks of at most ``chunk_size`` cells,
+    each as its own population (:meth:`scwlm.Mechanics.rollout`; chunks of ~``chunk_size``
+    cells are statistically like the training minibatches of ``particles_per_batch`` cells).
+    Memory is then bounded by one chunk's attention, whatever the number of cells.
 
     Parameters
     ----------
@@ -146,7 +163,11 @@ def rollout(
         Prefix of the written keys (default ``f"{key}_rollout"``). A rollout recorded earlier
         under the same prefix is replaced, and its ``obsm`` entries that are not rewritten are
         removed.
-    {doc_random_state}
+    random_state
+        Seed of the choice of the ``n_cells`` subset and of the random partition into chunks.
+    chunk_size
+        Largest number of cells rolled out as one population (default
+        :data:`scwlm.mechanics.ROLLOUT_CHUNK_SIZE`, 5,000; ``None``: all at once).
 
     Returns
     -------
@@ -160,7 +181,7 @@ def rollout(
         ``adata`` itself gets, per target, ``adata.obsm[f"{key_added}_{target}"]`` (``(n_obs,
         n_dims)``: the predicted coordinates in the row of each simulated source cell, NaN
         elsewhere) and ``adata.uns[key]["rollouts"][key_added]`` (source, targets, times,
-        n_cells, substeps, random_state, the simulated cells and the obsm keys;
+        n_cells, substeps, random_state, chunk_size, the simulated cells and the obsm keys;
         :class:`scwlm.tl._store.RolloutRecord`).
 
     Notes
@@ -177,7 +198,8 @@ def rollout(
     KeyError
         ``adata.uns[key]`` or the basis is missing.
     ValueError
-        Unknown source, targets before the source, a bad ``n_cells`` or ``substeps``, duplicate
+        Unknown source, targets before the source, a bad ``n_cells``, ``substeps``,
+        ``chunk_size`` or ``random_state``, duplicate
         ``adata.obs_names`` (the output names cells after them); ``adata`` is then unchanged.
 
     Examples
@@ -191,7 +213,8 @@ def rollout(
     key_added = check_key_added(f"{key}_rollout" if key_added is None else key_added)
     check_anndata(adata)
     check_unique_obs_names(adata, "scwlm.tl.rollout")
-    pred = predict(adata, key, source, targets, n_cells=n_cells, substeps=substeps, random_state=random_state)
+    pred = predict(adata, key, source, targets, n_cells=n_cells, substeps=substeps, random_state=random_state,
+                   chunk_size=chunk_size)
     record = pred.record
     p = record.params
     obsm_keys = [f"{key_added}_{name}".replace("/", "_") for name in pred.targets]
@@ -208,7 +231,7 @@ def rollout(
     rec = RolloutRecord(
         source=pred.source, source_time=pred.source_time, targets=pred.targets, target_times=pred.target_times,
         n_cells=int(n), substeps=pred.substeps, random_state=int(random_state), source_cells=list(src_names),
-        obsm_keys=obsm_keys, basis=p.basis, n_dims=p.n_dims,
+        obsm_keys=obsm_keys, basis=p.basis, n_dims=p.n_dims, chunk_size=pred.chunk_size,
     )
     predicted = AnnData(obs=obs, obsm={p.basis: pred.basis.reshape(-1, p.n_dims)},
                         uns={"scwlm_rollout": {**rec.to_uns(), "key": key, "key_added": key_added}})
