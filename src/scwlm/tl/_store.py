@@ -25,8 +25,14 @@ Layout of ``adata.uns[key]`` (``format_version`` 2)
         :meth:`~scwlm.Mechanics.to_state` dicts; ``model_keys[i]`` names the model of table row
         ``i`` in ``models`` (``f"holdout_{label}_seed_{seed}"`` with ``"/"`` replaced by ``"_"``,
         as HDF5 keys cannot hold it).
-    ``friction``, ``metrics`` (fit) / ``results``, ``columns`` (leave-one-out)
-        The learned friction and the scores.
+    ``friction``, ``metrics`` (fit) / ``results``, ``columns``, ``metrics`` (leave-one-out)
+        The learned friction and the scores. ``metrics`` also says how every :math:`W_1` was
+        computed (:func:`evaluation_metrics`): per held-out label (fit) or table row
+        (leave-one-out) ``w1_method`` / ``w1_mccann_method`` / ``w1_previous_method``
+        (``"exact"`` on all cells, or ``"subsampled"``), ``w1_draw_se`` /
+        ``w1_mccann_draw_se`` / ``w1_previous_draw_se`` (standard error over the subsample
+        draws, 0 when exact), and ``w1_settings`` (``max_points``, ``subsample``, ``n_draws``,
+        ``seed``) and ``rollout_chunk_size`` (``"None"``: all cells at once).
     ``rollouts``
         ``name -> ``:class:`RolloutRecord` (written by :func:`~scwlm.tl.rollout`).
 
@@ -38,6 +44,10 @@ Format history
     held-out labels as ``params["holdout"]``, a leave-one-out run as ``params["holdouts"]`` (with
     an empty ``params["holdout"]``) and had no ``model_keys``. Such entries are still read: the kind
     is told from ``model`` versus ``models``, here and nowhere else.
+
+    2 gained optional entries later (entries without them are read as before): how each
+    :math:`W_1` was computed (``w1_method``, ``w1_draw_se``, ... in a fit's ``metrics``; a
+    leave-one-out ``metrics`` entry) and a rollout's ``chunk_size`` (absent: all cells at once).
 """
 
 from __future__ import annotations
@@ -59,6 +69,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "FORMAT_VERSION", "Params", "RolloutRecord", "FitRecord", "LeaveOneOutRecord", "Record", "read_record",
     "write_record", "add_rollout", "h5ad_safe", "stored_str", "stored_list", "safe_key", "config_dict",
+    "evaluation_metrics",
 ]
 
 #: version of the layout written by this code (1 = the implicit layout of scwlm <= 64cf8ec)
@@ -129,6 +140,16 @@ def stored_list(value: Any) -> list[str]:
 def _optional_str(value: Any) -> str | None:
     s = stored_str(value)
     return None if s in ("", "None") else s
+
+
+def _optional_int(value: Any) -> int | None:
+    """An integer stored in ``.uns``, or ``None`` for an absent entry or the string ``"None"``."""
+    if value is None:
+        return None
+    value = _scalar(value)
+    if isinstance(value, str):
+        return None if value in ("", "None") else int(value)
+    return int(value)
 
 
 def _floats(value: Any) -> np.ndarray:
@@ -237,6 +258,7 @@ class RolloutRecord:
     obsm_keys: list[str]
     basis: str
     n_dims: int
+    chunk_size: int | None = None  # cells rolled out as one population; None: all (and records before chunking)
 
     kind: ClassVar[str] = "rollout"
 
@@ -248,6 +270,7 @@ class RolloutRecord:
             "substeps": int(self.substeps), "random_state": int(self.random_state),
             "source_cells": np.asarray(self.source_cells, dtype=str), "obsm_keys": list(self.obsm_keys),
             "basis": self.basis, "n_dims": int(self.n_dims),
+            "chunk_size": None if self.chunk_size is None else int(self.chunk_size),
         })
 
     @classmethod
@@ -259,7 +282,7 @@ class RolloutRecord:
                 n_cells=int(_scalar(rec.get("n_cells", 0))), substeps=int(_scalar(rec.get("substeps", 0))),
                 random_state=int(_scalar(rec.get("random_state", 0))), source_cells=stored_list(rec["source_cells"]),
                 obsm_keys=stored_list(rec["obsm_keys"]), basis=stored_str(rec.get("basis", "")),
-                n_dims=int(_scalar(rec.get("n_dims", 0))),
+                n_dims=int(_scalar(rec.get("n_dims", 0))), chunk_size=_optional_int(rec.get("chunk_size")),
             )
         except KeyError as e:
             raise ValueError(f"rollout record {name!r} lacks {e.args[0]!r}") from None
@@ -376,6 +399,7 @@ class LeaveOneOutRecord:
     friction_history: np.ndarray
     rollouts: dict[str, RolloutRecord] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    metrics: dict | None = None  # how each row's W1 was computed (evaluation_metrics); None in older entries
 
     kind: ClassVar[str] = "leave_one_out"
 
@@ -401,6 +425,8 @@ class LeaveOneOutRecord:
             "loss_history": np.asarray(self.loss_history, dtype=np.float64),
             "friction_history": np.asarray(self.friction_history, dtype=np.float64),
         })
+        if self.metrics is not None:
+            out["metrics"] = h5ad_safe(self.metrics)
         # model names are made safe once, in key_names; h5ad_safe must not rewrite them again
         out["models"] = {name: h5ad_safe(self.models[name]) for name in self.model_keys}
         if self.rollouts:
@@ -428,7 +454,7 @@ class LeaveOneOutRecord:
             start_labels=stored_list(p.get("start_labels", [])), table=table, models=dict(entry["models"]),
             model_keys=keys, loss_history=_history(entry.get("loss_history")),
             friction_history=_history(entry.get("friction_history")), rollouts=_rollouts(entry),
-            format_version=version,
+            format_version=version, metrics=dict(entry["metrics"]) if "metrics" in entry else None,
         )
 
     # -------------------------------------------------------------------------------- reading
@@ -473,6 +499,42 @@ class LeaveOneOutRecord:
         else:
             labels = [f"model {i}" for i in range(arr.shape[0])]
         return list(zip(labels, arr))
+
+
+def evaluation_metrics(w1_method: list[str], w1_se: list[float], w1_settings: dict, baselines: list[dict],
+                       chunk_size: int | None) -> dict:
+    """How the :math:`W_1` of every held-out row was computed, as stored in ``metrics``.
+
+    ``w1_method`` and ``w1_se`` hold one entry per row (the interpolation protocol's
+    ``w1_method`` / ``w1_se`` of that row's holdout: :meth:`~scwlm.Mechanics.evaluate`),
+    ``w1_settings`` the protocol's settings, ``baselines`` one
+    :func:`~scwlm.core.baselines.interpolation_baselines` result per row, ``chunk_size`` the
+    rollouts' chunk size. The model's standard error over draws is stored as ``w1_draw_se``
+    (in a fit's ``metrics``, ``w1_se`` has long been the standard error of ``w1`` over the
+    held-out labels and keeps that meaning).
+
+    Examples
+    --------
+    >>> settings = {"max_points": 5000, "subsample": 5000, "n_draws": 5, "seed": 0}
+    >>> base = {"w1_mccann_method": "subsampled", "w1_mccann_se": 0.02, "w1_previous_method": "exact",
+    ...         "w1_previous_se": 0.0}
+    >>> m = evaluation_metrics(["subsampled"], [0.01], settings, [base], 5000)
+    >>> m["w1_method"].tolist(), m["w1_mccann_method"].tolist(), m["rollout_chunk_size"]
+    (['subsampled'], ['subsampled'], 5000)
+    """
+    def column(values, dtype):
+        return np.asarray(list(values), dtype=dtype).reshape(-1)
+
+    return {
+        "w1_method": column(w1_method, str),
+        "w1_draw_se": column(w1_se, np.float64),
+        "w1_mccann_method": column([b["w1_mccann_method"] for b in baselines], str),
+        "w1_mccann_draw_se": column([b["w1_mccann_se"] for b in baselines], np.float64),
+        "w1_previous_method": column([b["w1_previous_method"] for b in baselines], str),
+        "w1_previous_draw_se": column([b["w1_previous_se"] for b in baselines], np.float64),
+        "w1_settings": {str(k): (int(v) if isinstance(v, (int, np.integer)) else v) for k, v in dict(w1_settings).items()},
+        "rollout_chunk_size": "None" if chunk_size is None else int(chunk_size),
+    }
 
 
 Record = Union[FitRecord, LeaveOneOutRecord]
