@@ -23,10 +23,20 @@ Two ways of computing forces are provided and tested against each other:
     the gradient written out as a forward formula (the backward pass of the network spelled out
     with ordinary tensor operations). Training then only needs a first-order backward, and the
     whole force computation is a plain graph that compilers can fuse.
+
+Reduced precision (``precision="bf16"`` of :meth:`SetPotential.energy` and
+:meth:`SetPotential.forces`; the default ``"float32"`` computes exactly as without the option):
+the matrix products of the attention and feed-forward layers (the ``qkv``, output and
+feed-forward projections, :math:`QK^\top` and :math:`PV`, and in the analytic force their
+backward products) run under ``torch.autocast(device_type, dtype=torch.bfloat16)``; every product
+is cast back to the network's dtype at once, so LayerNorm, soft-max, GELU, the residual stream and
+every reduction stay in float32, and the input embedding, the time embedding, the output layer and
+the quadratic term (a negligible share of the arithmetic) are not autocast.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -35,7 +45,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["SetPotential", "DropoutMasks"]
+__all__ = ["SetPotential", "DropoutMasks", "PRECISIONS"]
+
+#: the accepted ``precision`` values of :meth:`SetPotential.energy` / :meth:`SetPotential.forces`
+PRECISIONS = ("float32", "bf16")
 
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -65,6 +78,24 @@ def _layer_norm_backward(xhat: Tensor, rstd: Tensor, weight: Tensor, dy: Tensor)
 
 def _gelu_grad(u: Tensor) -> Tensor:
     return 0.5 * (1.0 + torch.erf(u * _SQRT1_2)) + u * _INV_SQRT_2PI * torch.exp(-0.5 * u * u)
+
+
+def _low_precision(precision: str, x: Tensor) -> bool:
+    """Whether ``precision`` asks for bf16 products (validated against ``x``)."""
+    if precision == "float32":
+        return False
+    if precision != "bf16":
+        raise ValueError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
+    if x.dtype != torch.float32:
+        raise ValueError(f"precision='bf16' autocasts float32 products; got particles of dtype {x.dtype}")
+    return True
+
+
+def _products(x: Tensor, low: bool):
+    """Context of the attention / feed-forward products: bf16 autocast when ``low``, else nothing."""
+    if not low:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=x.device.type, dtype=torch.bfloat16)
 
 
 @dataclass
@@ -222,35 +253,64 @@ class SetPotential(nn.Module):
             )
 
     # ------------------------------------------------------------------ energy
-    def energy(self, x: Tensor, t: Tensor | float | None = None, masks: DropoutMasks | None = None) -> Tensor:
-        """Per-particle energies ``(E, N)``; the potential is their sum over particles."""
+    def energy(
+        self,
+        x: Tensor,
+        t: Tensor | float | None = None,
+        masks: DropoutMasks | None = None,
+        *,
+        precision: str = "float32",
+    ) -> Tensor:
+        """Per-particle energies ``(E, N)``; the potential is their sum over particles.
+
+        Parameters
+        ----------
+        x
+            Particles ``(E, N, d)``.
+        t
+            Time (scalar or ``(E,)``), needed when the network has time features.
+        masks
+            Dropout masks (training only), see :meth:`sample_masks`.
+        precision
+            ``"float32"`` (default) or ``"bf16"``: bf16 autocast of the attention and feed-forward
+            products, everything else in float32 (see the module docstring).
+
+        Returns
+        -------
+        Tensor
+            The energy of every particle, ``(E, N)``.
+        """
         self._check(x)
+        low, dt = _low_precision(precision, x), x.dtype
         scale = 1.0 / math.sqrt(self.hidden // self.heads)
         h = self._embed(x, t)
-        for b in range(self.n_blocks):
-            a = F.layer_norm(h, (self.hidden,)) * self._p("ln1_w", b).unsqueeze(1) + self._p("ln1_b", b).unsqueeze(1)
-            q, k, v = self._split_heads(_linear(a, self._p("qkv_w", b), self._p("qkv_b", b)))
-            P = torch.softmax((q * scale) @ k.transpose(-1, -2), dim=-1)
-            if masks is not None:
-                P = P * masks.attention[b]
-            h = h + _linear(self._merge_heads(P @ v), self._p("out_w", b), self._p("out_b", b))
-            c = F.layer_norm(h, (self.hidden,)) * self._p("ln2_w", b).unsqueeze(1) + self._p("ln2_b", b).unsqueeze(1)
-            g = F.gelu(_linear(c, self._p("f1_w", b), self._p("f1_b", b)))
-            if masks is not None:
-                g = g * masks.hidden[b]
-            f = _linear(g, self._p("f2_w", b), self._p("f2_b", b))
-            if masks is not None:
-                f = f * masks.output[b]
-            h = h + f
+        with _products(x, low):  # every product is cast back to dt at once (no-ops in float32)
+            for b in range(self.n_blocks):
+                a = F.layer_norm(h, (self.hidden,)) * self._p("ln1_w", b).unsqueeze(1) + self._p("ln1_b", b).unsqueeze(1)
+                q, k, v = self._split_heads(_linear(a, self._p("qkv_w", b), self._p("qkv_b", b)).to(dt))
+                P = torch.softmax(((q * scale) @ k.transpose(-1, -2)).to(dt), dim=-1)
+                if masks is not None:
+                    P = P * masks.attention[b]
+                h = h + _linear(self._merge_heads((P @ v).to(dt)), self._p("out_w", b), self._p("out_b", b)).to(dt)
+                c = F.layer_norm(h, (self.hidden,)) * self._p("ln2_w", b).unsqueeze(1) + self._p("ln2_b", b).unsqueeze(1)
+                g = F.gelu(_linear(c, self._p("f1_w", b), self._p("f1_b", b)).to(dt))
+                if masks is not None:
+                    g = g * masks.hidden[b]
+                f = _linear(g, self._p("f2_w", b), self._p("f2_b", b)).to(dt)
+                if masks is not None:
+                    f = f * masks.output[b]
+                h = h + f
         out = _linear(h, self.head_w, self.head_b).squeeze(-1)
         if self.quadratic:
             A = 0.5 * (self.quad_w + self.quad_w.transpose(1, 2))
             out = out + 0.5 * ((x @ A) * x).sum(-1) + (x * self.quad_b.unsqueeze(1)).sum(-1)
         return out
 
-    def forward(self, x: Tensor, t: Tensor | float | None = None, masks: DropoutMasks | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, t: Tensor | float | None = None, masks: DropoutMasks | None = None, *, precision: str = "float32"
+    ) -> Tensor:
         """Total potential energy ``(E,)`` of each model's particle set ``x (E, N, d)``."""
-        return self.energy(x, t, masks).sum(-1)
+        return self.energy(x, t, masks, precision=precision).sum(-1)
 
     # ------------------------------------------------------------------ forces
     def forces(
@@ -261,75 +321,106 @@ class SetPotential(nn.Module):
         masks: DropoutMasks | None = None,
         create_graph: bool = False,
         impl: str = "autograd",
+        precision: str = "float32",
     ) -> Tensor:
         """Forces :math:`-\\nabla_{x_j}\\Psi_\\theta` on every particle, shape ``(E, N, d)``.
 
         With ``create_graph=True`` the result is differentiable with respect to the parameters
         (and to ``x`` when ``x`` requires grad), as training needs.
+
+        Parameters
+        ----------
+        x
+            Particles ``(E, N, d)``.
+        t
+            Time (scalar or ``(E,)``), needed when the network has time features.
+        masks
+            Dropout masks (training only).
+        create_graph
+            Keep the graph of the force (for training).
+        impl
+            ``"autograd"`` (reference) or ``"analytic"`` (forward formula of the gradient).
+        precision
+            ``"float32"`` (default) or ``"bf16"`` (bf16 autocast of the attention and
+            feed-forward products, including those of the gradient; see the module docstring).
+
+        Returns
+        -------
+        Tensor
+            The forces ``(E, N, d)``.
         """
         if impl == "analytic":
             if not create_graph:
                 with torch.no_grad():
-                    return self._forces_analytic(x, t, masks)
-            return self._forces_analytic(x, t, masks)
+                    return self._forces_analytic(x, t, masks, precision)
+            return self._forces_analytic(x, t, masks, precision)
         if impl != "autograd":
             raise ValueError(f"unknown force implementation {impl!r}; use 'autograd' or 'analytic'")
         with torch.enable_grad():
             xr = x if (x.requires_grad and create_graph) else x.detach().requires_grad_(True)
-            (g,) = torch.autograd.grad(self.energy(xr, t, masks).sum(), xr, create_graph=create_graph)
+            (g,) = torch.autograd.grad(self.energy(xr, t, masks, precision=precision).sum(), xr, create_graph=create_graph)
         return -g if create_graph else -g.detach()
 
-    def _forces_analytic(self, x: Tensor, t: Tensor | float | None, masks: DropoutMasks | None) -> Tensor:
+    def _forces_analytic(
+        self, x: Tensor, t: Tensor | float | None, masks: DropoutMasks | None, precision: str = "float32"
+    ) -> Tensor:
         self._check(x)
-        scale = 1.0 / math.sqrt(self.hidden // self.heads)
+        low, dt = _low_precision(precision, x), x.dtype
         h = self._embed(x, t)
-        cache = []
-        for b in range(self.n_blocks):
-            xh1, r1 = _layer_norm_stats(h)
-            a = xh1 * self._p("ln1_w", b).unsqueeze(1) + self._p("ln1_b", b).unsqueeze(1)
-            q, k, v = self._split_heads(_linear(a, self._p("qkv_w", b), self._p("qkv_b", b)))
-            qs = q * scale
-            P = torch.softmax(qs @ k.transpose(-1, -2), dim=-1)
-            Pd = P * masks.attention[b] if masks is not None else P
-            o = Pd @ v
-            h = h + _linear(self._merge_heads(o), self._p("out_w", b), self._p("out_b", b))
-            xh2, r2 = _layer_norm_stats(h)
-            c = xh2 * self._p("ln2_w", b).unsqueeze(1) + self._p("ln2_b", b).unsqueeze(1)
-            u = _linear(c, self._p("f1_w", b), self._p("f1_b", b))
-            g = F.gelu(u)
-            if masks is not None:
-                g = g * masks.hidden[b]
-            f = _linear(g, self._p("f2_w", b), self._p("f2_b", b))
-            if masks is not None:
-                f = f * masks.output[b]
-            h = h + f
-            cache.append((xh1, r1, qs, k, v, P, Pd, o, xh2, r2, u))
-        E, N, _ = x.shape
-        dh = self.head_w.expand(E, N, self.hidden)  # dΨ/dh_L: the same row for every particle
-        for b in reversed(range(self.n_blocks)):
-            xh1, r1, qs, k, v, P, Pd, o, xh2, r2, u = cache[b]
-            df = dh * masks.output[b] if masks is not None else dh
-            dg = df @ self._p("f2_w", b)
-            if masks is not None:
-                dg = dg * masks.hidden[b]
-            dc = (dg * _gelu_grad(u)) @ self._p("f1_w", b)
-            dh = dh + _layer_norm_backward(xh2, r2, self._p("ln2_w", b), dc)
-            do = (dh @ self._p("out_w", b)).view(E, N, self.heads, -1).permute(0, 2, 1, 3)
-            dPd = do @ v.transpose(-1, -2)
-            dv = Pd.transpose(-1, -2) @ do
-            dP = dPd * masks.attention[b] if masks is not None else dPd
-            # softmax backward; sum_j P_ij dP_ij = do_i . o_i, with or without dropout
-            dS = P * (dP - (do * o).sum(-1, keepdim=True))
-            dq = (dS @ k) * scale
-            dk = dS.transpose(-1, -2) @ qs
-            dqkv = torch.stack((dq, dk, dv), dim=2).permute(0, 3, 2, 1, 4).reshape(E, N, 3 * self.hidden)
-            da = dqkv @ self._p("qkv_w", b)
-            dh = dh + _layer_norm_backward(xh1, r1, self._p("ln1_w", b), da)
+        with _products(x, low):  # every product is cast back to dt at once (no-ops in float32)
+            dh = self._analytic_blocks(h, masks, dt)
         out = -(dh @ self.in_w[:, :, : self.dim])
         if self.quadratic:
             A = 0.5 * (self.quad_w + self.quad_w.transpose(1, 2))
             out = out - (x @ A + self.quad_b.unsqueeze(1))
         return out
+
+    def _analytic_blocks(self, h: Tensor, masks: DropoutMasks | None, dt: torch.dtype) -> Tensor:
+        """:math:`\\partial\\Psi / \\partial h_0` for the embedded particles ``h = h_0 (E, N, H)``."""
+        scale = 1.0 / math.sqrt(self.hidden // self.heads)
+        cache = []
+        for b in range(self.n_blocks):
+            xh1, r1 = _layer_norm_stats(h)
+            a = xh1 * self._p("ln1_w", b).unsqueeze(1) + self._p("ln1_b", b).unsqueeze(1)
+            q, k, v = self._split_heads(_linear(a, self._p("qkv_w", b), self._p("qkv_b", b)).to(dt))
+            qs = q * scale
+            P = torch.softmax((qs @ k.transpose(-1, -2)).to(dt), dim=-1)
+            Pd = P * masks.attention[b] if masks is not None else P
+            o = (Pd @ v).to(dt)
+            h = h + _linear(self._merge_heads(o), self._p("out_w", b), self._p("out_b", b)).to(dt)
+            xh2, r2 = _layer_norm_stats(h)
+            c = xh2 * self._p("ln2_w", b).unsqueeze(1) + self._p("ln2_b", b).unsqueeze(1)
+            u = _linear(c, self._p("f1_w", b), self._p("f1_b", b)).to(dt)
+            g = F.gelu(u)
+            if masks is not None:
+                g = g * masks.hidden[b]
+            f = _linear(g, self._p("f2_w", b), self._p("f2_b", b)).to(dt)
+            if masks is not None:
+                f = f * masks.output[b]
+            h = h + f
+            cache.append((xh1, r1, qs, k, v, P, Pd, o, xh2, r2, u))
+        E, N, _ = h.shape
+        dh = self.head_w.expand(E, N, self.hidden)  # dΨ/dh_L: the same row for every particle
+        for b in reversed(range(self.n_blocks)):
+            xh1, r1, qs, k, v, P, Pd, o, xh2, r2, u = cache[b]
+            df = dh * masks.output[b] if masks is not None else dh
+            dg = (df @ self._p("f2_w", b)).to(dt)
+            if masks is not None:
+                dg = dg * masks.hidden[b]
+            dc = ((dg * _gelu_grad(u)) @ self._p("f1_w", b)).to(dt)
+            dh = dh + _layer_norm_backward(xh2, r2, self._p("ln2_w", b), dc)
+            do = (dh @ self._p("out_w", b)).to(dt).view(E, N, self.heads, -1).permute(0, 2, 1, 3)
+            dPd = (do @ v.transpose(-1, -2)).to(dt)
+            dv = (Pd.transpose(-1, -2) @ do).to(dt)
+            dP = dPd * masks.attention[b] if masks is not None else dPd
+            # softmax backward; sum_j P_ij dP_ij = do_i . o_i, with or without dropout
+            dS = P * (dP - (do * o).sum(-1, keepdim=True))
+            dq = (dS @ k).to(dt) * scale
+            dk = (dS.transpose(-1, -2) @ qs).to(dt)
+            dqkv = torch.stack((dq, dk, dv), dim=2).permute(0, 3, 2, 1, 4).reshape(E, N, 3 * self.hidden)
+            da = (dqkv @ self._p("qkv_w", b)).to(dt)
+            dh = dh + _layer_norm_backward(xh1, r1, self._p("ln1_w", b), da)
+        return dh
 
     # ------------------------------------------------------------------ dropout
     def sample_masks(self, n: int, generators: Sequence[torch.Generator], device, dtype) -> DropoutMasks | None:
