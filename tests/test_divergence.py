@@ -68,3 +68,65 @@ def test_mean_se():
     m, se = mean_se([1.0, 3.0])
     assert m == 2.0 and abs(se - 1.0) < 1e-12
     assert mean_se([4.0]) == (4.0, 0.0)
+
+
+# ---------------------------------------------------------------------------- epsilon-steps, warm starts
+from scwlm.core.divergence import WARM_START_STEPS, epsilon_schedule, epsilon_steps  # noqa: E402
+
+
+def test_epsilon_steps_counts_the_schedule_and_the_last_call():
+    assert epsilon_steps(2, 6.0, 0.15, 0.9) == len(epsilon_schedule(2, 6.0, 0.15, 0.9))
+    assert epsilon_steps(1, 8.0, 1.25, 0.9) < epsilon_steps(1, 8.0, 0.1, 0.9)
+    x, y = torch.randn(2, 20, 2), torch.randn(2, 20, 2)
+    for backend in ("tensorized", "geomloss"):
+        loss = SinkhornDivergence(p=2, blur=0.1, diameter=5.0, backend=backend)
+        assert loss.last_n_steps is None
+        loss(x, y)
+        loss(x, y, blur=[0.1, 0.5])  # problems of one call iterate together: the longest schedule
+        assert loss.last_n_steps == epsilon_steps(2, 5.0, 0.1, 0.9) and loss.last_backend == backend
+        assert loss.n_calls == 2 and loss.total_steps == 2 * epsilon_steps(2, 5.0, 0.1, 0.9)
+    loss = SinkhornDivergence(p=2, blur=0.1, backend="geomloss")
+    loss(x, y)  # GeomLoss measures the diameter: the count is unknown
+    assert loss.last_n_steps is None
+
+
+@pytest.mark.parametrize("p,blur", [(1, 1.25), (2, 1.0)])
+def test_warm_start_equals_cold_at_convergence(p, blur):
+    g = torch.Generator().manual_seed(p)
+    x = torch.randn(2, 150, 2, dtype=torch.float64, generator=g)
+    y = torch.randn(2, 120, 2, dtype=torch.float64, generator=g) * 1.2 + 0.4
+    cold = SinkhornDivergence(p=p, blur=blur, diameter=8.0)
+    warm = SinkhornDivergence(p=p, blur=blur, diameter=8.0, warm_start=True)
+    first = warm(x, y)
+    assert warm.last_n_steps == cold_steps(p, blur)  # nothing kept yet: a cold start
+    assert torch.equal(first, cold(x, y))
+    for _ in range(3):  # training-like: the same particles, moved a little
+        x = x + 0.02 * torch.randn(x.shape, generator=g, dtype=torch.float64)
+        xr = x.clone().requires_grad_(True)
+        vc = cold(xr, y)
+        (gc,) = torch.autograd.grad(vc.sum(), xr)
+        vw = warm(xr, y)
+        (gw,) = torch.autograd.grad(vw.sum(), xr)
+        assert warm.last_n_steps == WARM_START_STEPS < cold.last_n_steps
+        assert torch.allclose(vw, vc, rtol=1e-3, atol=1e-6)
+        assert float((gw - gc).norm() / gc.norm()) < 2e-2
+    # another shape starts cold; reset forgets the kept potentials
+    warm(x[:, :100], y)
+    assert warm.last_n_steps == cold_steps(p, blur)
+    warm.reset_warm_start()
+    warm(x, y)
+    assert warm.last_n_steps == cold_steps(p, blur)
+
+
+def cold_steps(p, blur):
+    return epsilon_steps(p, 8.0, blur, 0.9)
+
+
+def test_warm_start_and_autocast_options_are_checked():
+    with pytest.raises(ValueError):
+        SinkhornDivergence(warm_start=-1)
+    with pytest.raises(ValueError):
+        SinkhornDivergence(warm_start=2.5)
+    with pytest.raises(ValueError):
+        SinkhornDivergence(autocast="yes")
+    assert SinkhornDivergence(warm_start=3).warm_start == 3 and SinkhornDivergence().warm_start == 0

@@ -24,10 +24,35 @@ Backends (chosen by problem size when ``backend="auto"``):
     GeomLoss with KeOps symbolic tensors: no quadratic memory, for large clouds (used by ``auto``
     above about a gigabyte of dense cost matrices when KeOps is importable, else ``"tensorized"``
     in chunks of the batch).
+
+Options of the ``"tensorized"`` backend (off by default; the defaults compute exactly as without
+them):
+
+``autocast=True``
+    the products :math:`x\cdot y` of the cost matrices of the annealing loop run under bf16
+    autocast (on clouds centred at a common point, which the cost does not depend on, to limit
+    the cancellation in :math:`|x|^2 - 2x\cdot y + |y|^2`); the squared norms, the cost itself,
+    every log-sum-exp and the final extrapolation step (which carries the gradient) stay in
+    float32. With :math:`d \le 5` these products are a negligible share of a loss call (the
+    log-sum-exps dominate), and their bf16 rounding of :math:`|x - y|^2` (about
+    :math:`2^{-8}|x||y|`) is large against small blurs, above all for ``p=1``
+    (``tests/test_precision.py`` states the measured tolerances): an option to measure, not a
+    default.
+``warm_start=True`` (or a number of steps)
+    the dual potentials of the last call are kept per problem shape, and the next call of the
+    same shape starts from them with only the last few temperatures of the
+    :math:`\varepsilon`-schedule (:data:`WARM_START_STEPS` by default) instead of annealing from the
+    diameter. Meant for training, where consecutive calls compare nearly the same clouds (the
+    same particles, moved by one optimiser step); on unrelated problems of the same shape the
+    few steps need not converge.
+
+:func:`epsilon_steps` gives the number of :math:`\varepsilon`-steps of a schedule and
+:attr:`SinkhornDivergence.last_n_steps` the number the last call took.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
 from typing import Sequence
@@ -38,13 +63,18 @@ from torch import Tensor
 from ._imports import quiet_import
 
 __all__ = [
-    "SinkhornDivergence", "sinkhorn_tensorized", "epsilon_schedule", "blur_heuristic", "point_cloud_diameter",
+    "SinkhornDivergence", "sinkhorn_tensorized", "epsilon_schedule", "epsilon_steps", "blur_heuristic",
+    "point_cloud_diameter", "WARM_START_STEPS",
 ]
 
 #: dense cost matrices above this many bytes per batched call switch ``auto`` away from "tensorized"
 _TENSORIZED_BYTES = 1 << 30
 #: soft-min updates are evaluated in chunks of about this many matrix entries (cache-sized, reused buffer)
 _CHUNK_ELEMENTS = 1 << 20
+#: temperatures (the last ones of the schedule) a warm-started call iterates over (``warm_start=True``)
+WARM_START_STEPS = 5
+#: problem shapes whose dual potentials a warm-starting divergence keeps (least recently used dropped)
+_WARM_START_SHAPES = 64
 
 
 @functools.lru_cache(maxsize=1)
@@ -57,9 +87,20 @@ def _keops_available() -> bool:
     return True
 
 
-def _cost(x: Tensor, y: Tensor, p: int) -> Tensor:
-    """GeomLoss' ground cost ``|x - y|^p / p`` (same formula and clamping)."""
-    d2 = (x * x).sum(-1).unsqueeze(2) - 2 * torch.matmul(x, y.transpose(1, 2)) + (y * y).sum(-1).unsqueeze(1)
+def _cost(x: Tensor, y: Tensor, p: int, low: bool = False) -> Tensor:
+    """GeomLoss' ground cost ``|x - y|^p / p`` (same formula and clamping).
+
+    With ``low`` the product ``x . y`` runs under bf16 autocast, on clouds translated by a common
+    (detached) centre; the cost is the same function of ``x`` and ``y``, in float32.
+    """
+    if low:
+        centre = 0.5 * (x.detach().mean(1, keepdim=True) + y.detach().mean(1, keepdim=True))
+        x, y = x - centre, y - centre
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+            xy = torch.matmul(x, y.transpose(1, 2))
+        d2 = (x * x).sum(-1).unsqueeze(2) - 2 * xy.to(x.dtype) + (y * y).sum(-1).unsqueeze(1)
+    else:
+        d2 = (x * x).sum(-1).unsqueeze(2) - 2 * torch.matmul(x, y.transpose(1, 2)) + (y * y).sum(-1).unsqueeze(1)
     if p == 1:
         return torch.sqrt(torch.clamp_min(d2, 1e-8))
     return d2 / 2
@@ -72,6 +113,20 @@ def epsilon_schedule(p: int, diameter: float, blur: float, scaling: float) -> li
     return [diameter**p] + [float(np.exp(e)) for e in np.arange(p * np.log(diameter), p * np.log(blur), p * np.log(scaling))] + [blur**p]
 
 
+def epsilon_steps(p: int, diameter: float, blur: float, scaling: float) -> int:
+    r"""Number of :math:`\varepsilon`-steps (Sinkhorn iterations of the annealing loop) of a schedule.
+
+    This is the length of :func:`epsilon_schedule`; a loss call makes one more soft-min update at
+    the start (at the diameter) and one final extrapolation, which carries the gradient.
+
+    Examples
+    --------
+    >>> epsilon_steps(2, 4.0, 0.05, 0.9)
+    44
+    """
+    return len(_cached_schedule(int(p), float(diameter), float(blur), float(scaling)))
+
+
 def _log_weights(w: Tensor) -> Tensor:
     return torch.where(w > 0, w.clamp_min(1e-300).log(), torch.full_like(w, -100000.0))
 
@@ -82,18 +137,23 @@ def _cached_schedule(p: int, diameter: float, blur: float, scaling: float) -> tu
     return tuple(epsilon_schedule(p, diameter, blur, scaling))
 
 
-def _schedules(p: int, diameter, blur, scaling: float, B: int, dtype, device) -> tuple[Tensor, Tensor]:
+def _schedules(
+    p: int, diameter, blur, scaling: float, B: int, dtype, device, tail: int | None = None
+) -> tuple[Tensor, Tensor]:
     """Per-problem annealing schedules, padded to a common length.
 
     Returns ``eps (L + 1, B)`` (row 0 is the initial temperature ``diameter**p``; rows ``1..L`` the
     loop temperatures, repeated at the end for problems with shorter schedules) and
-    ``active (L, B)`` (whether problem ``b`` still iterates at loop step ``s``).
+    ``active (L, B)`` (whether problem ``b`` still iterates at loop step ``s``). With ``tail``
+    only the last ``tail`` temperatures of every schedule are kept (a warm start).
     """
     import numpy as np
 
     diam = np.broadcast_to(np.asarray(diameter, dtype=np.float64), (B,))
     bl = np.broadcast_to(np.asarray(blur, dtype=np.float64), (B,))
     lists = [_cached_schedule(p, float(d), float(b), scaling) for d, b in zip(diam, bl)]
+    if tail is not None:
+        lists = [e[-tail:] for e in lists]
     L = max(len(e) for e in lists)
     eps = np.empty((L + 1, B))
     active = np.zeros((L, B), dtype=bool)
@@ -106,7 +166,7 @@ def _schedules(p: int, diameter, blur, scaling: float, B: int, dtype, device) ->
 
 
 def sinkhorn_tensorized(
-    a: Tensor, x: Tensor, b: Tensor, y: Tensor, *, p: int, blur, scaling: float, diameter
+    a: Tensor, x: Tensor, b: Tensor, y: Tensor, *, p: int, blur, scaling: float, diameter, autocast: bool = False
 ) -> Tensor:
     r"""Debiased Sinkhorn divergences ``(B,)`` with dense cost matrices.
 
@@ -124,18 +184,42 @@ def sinkhorn_tensorized(
     p, blur, scaling, diameter
         Cost exponent, target blur (:math:`\varepsilon = \mathrm{blur}^p`; a float or ``B``
         values), annealing ratio and starting scale (a float or ``B`` values).
+    autocast
+        bf16 autocast of the products ``x . y`` of the annealing loop's cost matrices (the
+        log-sum-exps and the final, gradient-carrying step stay in float32; see the module
+        docstring).
+
+    Returns
+    -------
+    Tensor
+        The ``B`` divergences.
+    """
+    return _sinkhorn_tensorized(a, x, b, y, p=p, blur=blur, scaling=scaling, diameter=diameter, low=autocast)[0]
+
+
+def _sinkhorn_tensorized(
+    a: Tensor, x: Tensor, b: Tensor, y: Tensor, *, p: int, blur, scaling: float, diameter, low: bool = False,
+    init: tuple[Tensor, Tensor, Tensor, Tensor] | None = None, tail: int | None = None,
+) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor, Tensor], int]:
+    r""":func:`sinkhorn_tensorized`, optionally warm-started; also returns the dual potentials and step count.
+
+    ``init`` are dual potentials ``(f_ba, g_ab, f_aa, g_bb)`` of an earlier call of the same shape
+    (then only the last ``tail`` temperatures of every schedule are iterated, and the soft-min
+    at the diameter is skipped). Returns the divergences, the final (detached) potentials and
+    the number of :math:`\varepsilon`-steps of the loop.
     """
     B, n, m = x.shape[0], x.shape[1], y.shape[1]
-    eps_t, active = _schedules(p, diameter, blur, scaling, B, x.dtype, x.device)
+    eps_t, active = _schedules(p, diameter, blur, scaling, B, x.dtype, x.device, tail=tail if init is not None else None)
     a_log, b_log = _log_weights(a), _log_weights(b)
     with torch.no_grad():
         xd, yd = x.detach(), y.detach()
-        c_xy = _cost(xd, yd, p)
+        c_xy = _cost(xd, yd, p, low)
         # the four problems of an iteration: x<-y (f_ba), y<-x (g_ab), x<-x (f_aa), y<-y (g_bb)
         if n == m:
-            groups = [(torch.cat([c_xy, c_xy.transpose(1, 2), _cost(xd, xd, p), _cost(yd, yd, p)]), (0, 1, 2, 3))]
+            groups = [(torch.cat([c_xy, c_xy.transpose(1, 2), _cost(xd, xd, p, low), _cost(yd, yd, p, low)]), (0, 1, 2, 3))]
         else:
-            groups = [(c_xy, (0,)), (c_xy.transpose(1, 2).contiguous(), (1,)), (_cost(xd, xd, p), (2,)), (_cost(yd, yd, p), (3,))]
+            groups = [(c_xy, (0,)), (c_xy.transpose(1, 2).contiguous(), (1,)), (_cost(xd, xd, p, low), (2,)),
+                      (_cost(yd, yd, p, low), (3,))]
         del c_xy
         work = torch.empty(min(max(1, _CHUNK_ELEMENTS // (n * m)), 4 * B) * max(n, m) ** 2, dtype=x.dtype, device=x.device)
 
@@ -160,7 +244,10 @@ def sinkhorn_tensorized(
                     out[k] = res[r * B : (r + 1) * B]
             return out
 
-        f_ba, g_ab, f_aa, g_bb = softmins(eps_t[0], [b_log, a_log, a_log, b_log])
+        if init is None:
+            f_ba, g_ab, f_aa, g_bb = softmins(eps_t[0], [b_log, a_log, a_log, b_log])
+        else:
+            f_ba, g_ab, f_aa, g_bb = init
         for s in range(active.shape[0]):
             eps = eps_t[s + 1].unsqueeze(1)
             ft_ba, gt_ab, ft_aa, gt_bb = softmins(
@@ -184,7 +271,8 @@ def sinkhorn_tensorized(
     with torch.set_grad_enabled(torch.is_grad_enabled() and y.requires_grad):
         g_ab_new = softmin(_cost(y, xd, p), a_log + f_ba / eps)
         g_bb_new = softmin(_cost(y, yd, p), b_log + g_bb / eps)
-    return (a * (f_ba_new - f_aa_new)).sum(1) + (b * (g_ab_new - g_bb_new)).sum(1)
+    value = (a * (f_ba_new - f_aa_new)).sum(1) + (b * (g_ab_new - g_bb_new)).sum(1)
+    return value, (f_ba, g_ab, f_aa, g_bb), int(active.shape[0])
 
 
 def _samples_loss_class():
@@ -253,6 +341,27 @@ class SinkhornDivergence:
         host synchronisation), which rules out the ``"tensorized"`` backend.
     backend
         ``"auto"``, ``"tensorized"``, ``"geomloss"`` or ``"online"`` (see the module docstring).
+    autocast
+        bf16 autocast of the products :math:`x\cdot y` of the annealing loop's cost matrices,
+        log-sum-exps and the final step in float32 (``"tensorized"`` backend only; the others
+        ignore it). Off by default.
+    warm_start
+        ``True`` (or a number of :math:`\varepsilon`-steps, :data:`WARM_START_STEPS` for ``True``)
+        to start every call from the dual potentials of the last call of the same shape and
+        iterate over the last temperatures of the schedule only (``"tensorized"`` backend only).
+        Off by default.
+
+    Attributes
+    ----------
+    last_n_steps
+        Number of :math:`\varepsilon`-steps (Sinkhorn iterations of the annealing loop) the last
+        call took (the most over its problems, which iterate together; summed over the chunks of
+        a large batch); ``None`` before the first call or when GeomLoss measured the diameter.
+    n_calls, total_steps
+        Calls so far and their :math:`\varepsilon`-steps in all (``total_steps / n_calls`` is the
+        mean per call).
+    last_backend
+        The backend the last call used.
 
     Examples
     --------
@@ -260,6 +369,8 @@ class SinkhornDivergence:
     >>> loss = SinkhornDivergence(p=2, blur=0.05, diameter=4.0)
     >>> x = torch.randn(3, 100, 2)
     >>> bool((loss(x, x).abs() < 1e-4).all())
+    True
+    >>> loss.last_n_steps == epsilon_steps(2, 4.0, 0.05, 0.9)
     True
     """
 
@@ -270,6 +381,9 @@ class SinkhornDivergence:
         scaling: float = 0.9,
         diameter: float | None = None,
         backend: str = "auto",
+        *,
+        autocast: bool = False,
+        warm_start: bool | int = False,
     ) -> None:
         if p not in (1, 2):
             raise ValueError(f"p must be 1 or 2, got {p}")
@@ -281,7 +395,40 @@ class SinkhornDivergence:
             raise ValueError(f"diameter must be a positive number or None, got {diameter}")
         if backend not in ("auto", "tensorized", "geomloss", "online"):
             raise ValueError(f"unknown backend {backend!r}; use 'auto', 'tensorized', 'geomloss' or 'online'")
+        if not isinstance(autocast, bool):
+            raise ValueError(f"autocast must be True or False, got {autocast!r}")
+        if warm_start is True:
+            warm_start = WARM_START_STEPS
+        if isinstance(warm_start, float) or warm_start is None or (not isinstance(warm_start, int)) or warm_start < 0:
+            raise ValueError(f"warm_start must be True, False or a number of steps >= 1, got {warm_start!r}")
         self.p, self.blur, self.scaling, self.diameter, self.backend = int(p), float(blur), float(scaling), diameter, backend
+        self.autocast, self.warm_start = autocast, int(warm_start)
+        self.last_n_steps: int | None = None
+        self.last_backend: str | None = None
+        self.n_calls, self.total_steps = 0, 0
+        self._duals: collections.OrderedDict = collections.OrderedDict()
+
+    def reset_warm_start(self) -> None:
+        """Forget the dual potentials kept for warm starts (the next calls start cold)."""
+        self._duals.clear()
+
+    def _tensorized(self, a, x, b, y, blurs, diams, chunk_start: int) -> tuple[Tensor, int]:
+        """One tensorized chunk, warm-started from (and updating) the kept potentials when asked."""
+        key = init = None
+        if self.warm_start:
+            key = (chunk_start, tuple(x.shape), tuple(y.shape), x.dtype, str(x.device), tuple(blurs), tuple(diams))
+            init = self._duals.get(key)
+            if init is not None:
+                self._duals.move_to_end(key)
+        value, duals, steps = _sinkhorn_tensorized(
+            a, x, b, y, p=self.p, blur=blurs, scaling=self.scaling, diameter=diams, low=self.autocast,
+            init=init, tail=self.warm_start or None,
+        )
+        if key is not None:
+            self._duals[key] = duals
+            while len(self._duals) > _WARM_START_SHAPES:
+                self._duals.popitem(last=False)
+        return value, steps
 
     def _geomloss(self, backend: str, blur: float, diameter: float | None):
         return _samples_loss_class()(
@@ -332,13 +479,24 @@ class SinkhornDivergence:
         if backend in ("tensorized", "geomloss") and self.backend == "auto":
             chunk = max(1, _TENSORIZED_BYTES // ((n + m) ** 2 * x.element_size()))
         out = []
+        steps: int | None = 0
         for i in range(0, B, chunk):
             j = min(B, i + chunk)
             if backend == "tensorized":
-                out.append(sinkhorn_tensorized(
-                    a[i:j], x[i:j], b[i:j], y[i:j], p=self.p, blur=blurs[i:j], scaling=self.scaling, diameter=diams[i:j]
-                ))
+                if not (self.autocast or self.warm_start):
+                    out.append(sinkhorn_tensorized(
+                        a[i:j], x[i:j], b[i:j], y[i:j], p=self.p, blur=blurs[i:j], scaling=self.scaling, diameter=diams[i:j]
+                    ))
+                    steps += max(epsilon_steps(self.p, d, bl, self.scaling) for d, bl in zip(diams[i:j], blurs[i:j]))
+                else:
+                    value, n_steps = self._tensorized(a[i:j], x[i:j], b[i:j], y[i:j], blurs[i:j], diams[i:j], i)
+                    out.append(value)
+                    steps += n_steps
                 continue
+            # GeomLoss' loop: the same schedule, unknown when it measures the diameter itself
+            steps = None if (diams is None or steps is None) else steps + max(
+                epsilon_steps(self.p, d, bl, self.scaling) for d, bl in zip(diams[i:j], blurs[i:j])
+            )
             # GeomLoss takes one blur and diameter per call: group the problems that share them
             keys = [(blurs[r], None if diams is None else diams[r]) for r in range(i, j)]
             res = torch.empty(j - i, dtype=x.dtype, device=x.device)
@@ -347,4 +505,7 @@ class SinkhornDivergence:
                 sel = rows + i
                 res = res.index_copy(0, rows, self._geomloss(backend, *key)(a[sel], x[sel], b[sel], y[sel]))
             out.append(res)
+        self.last_n_steps, self.last_backend = steps, backend
+        self.n_calls += 1
+        self.total_steps += steps or 0
         return out[0] if len(out) == 1 else torch.cat(out)
