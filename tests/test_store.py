@@ -255,3 +255,34 @@ def test_doc_fragments_are_filled_in():
         @_doc_params(doc_copy=doc_copy)
         def f():
             """Nothing to fill."""
+
+
+# ----------------------------------------------------------------- W1 method and rollout chunk size
+def test_entries_without_w1_methods_or_chunk_size_still_load(tmp_path):
+    """Files written before the evaluation recorded how W1 was computed (and before chunked
+    rollouts) read as before; new entries round-trip through the records and h5ad."""
+    from scwlm.tl._store import LeaveOneOutRecord, read_record, record_from_uns
+
+    old = ad.read_h5ad(LEGACY)
+    fit, loo = read_record(old, "wlm"), read_record(old, "wlm_loo")
+    assert "w1_method" not in fit.metrics and fit.w1("1") == pytest.approx(float(old.uns["wlm"]["metrics"]["w1"][0]))
+    assert loo.metrics is None and "metrics" not in loo.to_uns()
+    assert fit.rollouts["wlm_rollout"].chunk_size is None  # rolled out all at once by the old code
+    assert scwlm.tl.get_mechanics(old, "wlm_loo", holdout=2, seed=0).dim == 2
+
+    adata = make_adata(n_per_day=12, days=(0, 1, 2, 3))
+    scwlm.tl.leave_one_out(adata, "day", n_dims=2, holdouts=[1, 2], **ENGINE)
+    scwlm.tl.rollout(adata, "wlm_loo", source=0, targets=[1], chunk_size=5)
+    rec = read_record(adata, "wlm_loo")
+    assert isinstance(rec, LeaveOneOutRecord) and rec.metrics["w1_method"].tolist() == ["exact", "exact"]
+    again = record_from_uns(rec.to_uns(), "wlm_loo")
+    assert again.metrics["w1_method"].tolist() == ["exact", "exact"] and again.rollouts["wlm_loo_rollout"].chunk_size == 5
+    adata.write_h5ad(tmp_path / "new.h5ad")
+    back = read_record(ad.read_h5ad(tmp_path / "new.h5ad"), "wlm_loo")
+    assert back.metrics["w1_settings"]["max_points"] == 5000 and back.rollouts["wlm_loo_rollout"].chunk_size == 5
+    # an entry of this format from before these keys existed: drop them, it still reads
+    entry = dict(adata.uns["wlm_loo"])
+    del entry["metrics"]
+    entry["rollouts"] = {k: {kk: vv for kk, vv in v.items() if kk != "chunk_size"} for k, v in entry["rollouts"].items()}
+    plain = record_from_uns(entry, "wlm_loo")
+    assert plain.metrics is None and plain.rollouts["wlm_loo_rollout"].chunk_size is None

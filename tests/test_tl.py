@@ -94,6 +94,13 @@ def test_holdout_metrics_match_the_protocol(fitted):
     assert m["w1_mccann"][0] == pytest.approx(wasserstein1(pts, Xs[day == 1], x_weights=w))
     assert m["w1_previous"][0] == pytest.approx(wasserstein1(Xs[day == 0], Xs[day == 1]))
     assert m["w1_mean"] == pytest.approx(m["w1"][0]) and m["w1_mccann_mean"] == pytest.approx(m["w1_mccann"][0])
+    # small snapshots: exact W1 on all cells, and the metrics say so
+    for k in ("w1_method", "w1_mccann_method", "w1_previous_method"):
+        assert m[k].tolist() == ["exact"]
+    for k in ("w1_draw_se", "w1_mccann_draw_se", "w1_previous_draw_se"):
+        assert m[k].tolist() == [0.0]
+    assert dict(m["w1_settings"]) == {"max_points": 5000, "subsample": 5000, "n_draws": 5, "seed": 0}
+    assert m["rollout_chunk_size"] == 5000
 
 
 def test_h5ad_round_trip_after_fit_and_rollout(fitted, tmp_path):
@@ -358,3 +365,127 @@ def test_dentate_gyrus_scvelo_end_to_end(tmp_path):
     del adata.obsm["velocity_pca"]
     V = scwlm.pp.embedding_velocities(adata, n_dims=5)
     assert V.shape == (200, 5) and np.isfinite(V).all()
+
+
+# ------------------------------------------------------------------------- evaluation that scales
+def _small_thresholds(monkeypatch):
+    """Make 30-cell snapshots 'large': W1 and baselines on subsamples of 20 points, 3 draws."""
+    import functools
+
+    import scwlm.mechanics
+    import scwlm.tl._fit
+    import scwlm.tl._leave_one_out
+    from scwlm.core import baselines, protocols
+
+    kw = dict(w1_max_points=20, w1_subsample=20, w1_draws=3)
+    monkeypatch.setattr(scwlm.mechanics, "interpolate", functools.partial(protocols.interpolate, **kw))
+    for mod in (scwlm.tl._fit, scwlm.tl._leave_one_out):
+        monkeypatch.setattr(mod, "interpolation_baselines", functools.partial(baselines.interpolation_baselines, **kw))
+
+
+def test_subsampled_w1_is_recorded_in_the_fit_metrics(monkeypatch, tmp_path):
+    from scwlm.core.metrics import wasserstein1_scalable
+
+    _small_thresholds(monkeypatch)
+    adata = make_adata()
+    scwlm.tl.fit_mechanics(adata, "day", n_dims=3, holdout=1, **ENGINE)
+    m = adata.uns["wlm"]["metrics"]
+    for k in ("w1_method", "w1_mccann_method", "w1_previous_method"):
+        assert m[k].tolist() == ["subsampled"]
+    for k in ("w1_draw_se", "w1_mccann_draw_se", "w1_previous_draw_se"):
+        assert m[k].shape == (1,) and m[k][0] > 0
+    assert dict(m["w1_settings"]) == {"max_points": 20, "subsample": 20, "n_draws": 3, "seed": 0}
+    # the stored values are the seeded estimates
+    Xs, Vs = _standardised(adata, 3)
+    day = adata.obs["day"].to_numpy()
+    mech = scwlm.tl.get_mechanics(adata)
+    pred = mech.rollout(Xs[day == 0], Vs[day == 0], t0=0.0, times=[1.0])[0]
+    est = wasserstein1_scalable(pred, Xs[day == 1], max_points=20, subsample=20, n_draws=3, seed=(0, 1))
+    assert m["w1"][0] == est.value and m["w1_draw_se"][0] == est.se
+    prev = wasserstein1_scalable(Xs[day == 0], Xs[day == 1], max_points=20, subsample=20, n_draws=3, seed=(0, 1))
+    assert m["w1_previous"][0] == prev.value and m["w1_previous_draw_se"][0] == prev.se
+    # ... and survive an h5ad round trip
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    back = ad.read_h5ad(tmp_path / "a.h5ad").uns["wlm"]["metrics"]
+    assert back["w1_method"].tolist() == ["subsampled"] and back["w1_settings"]["n_draws"] == 3
+    assert np.array_equal(back["w1_mccann_draw_se"], m["w1_mccann_draw_se"])
+
+
+def test_leave_one_out_records_how_each_w1_was_computed(monkeypatch, tmp_path):
+    from scwlm.tl._store import read_record
+
+    adata = make_adata(n_per_day=20, days=(0, 1, 2, 3))
+    df = scwlm.tl.leave_one_out(adata, "day", n_dims=3, random_state=[0, 1], **ENGINE)
+    m = adata.uns["wlm_loo"]["metrics"]
+    assert m["w1_method"].tolist() == ["exact"] * 4 and m["w1_mccann_method"].tolist() == ["exact"] * 4
+    assert m["w1_draw_se"].tolist() == [0.0] * 4 and m["rollout_chunk_size"] == 5000
+    assert list(df.columns) == ["holdout", "seed", "w1", "w1_mccann", "w1_previous", "friction"]  # table unchanged
+
+    _small_thresholds(monkeypatch)
+    adata = make_adata(n_per_day=30, days=(0, 1, 2, 3))
+    df = scwlm.tl.leave_one_out(adata, "day", n_dims=3, random_state=[0, 1], **ENGINE)
+    m = adata.uns["wlm_loo"]["metrics"]
+    assert m["w1_method"].tolist() == ["subsampled"] * 4 and m["w1_previous_method"].tolist() == ["subsampled"] * 4
+    assert (m["w1_draw_se"] > 0).all() and m["w1_mccann_draw_se"].shape == (4,)
+    # rows in table order; the baselines' spread does not depend on the seed
+    assert m["w1_mccann_draw_se"][0] == m["w1_mccann_draw_se"][1] != m["w1_mccann_draw_se"][2]
+    adata.write_h5ad(tmp_path / "loo.h5ad")
+    rec = read_record(ad.read_h5ad(tmp_path / "loo.h5ad"), "wlm_loo")
+    assert rec.metrics["w1_method"].tolist() == ["subsampled"] * 4
+    assert rec.table["w1"].tolist() == df["w1"].tolist()
+
+
+# ------------------------------------------------------------------------------ atlas-size defaults
+def test_tl_never_sets_particles_per_batch_itself(monkeypatch):
+    """particles_per_batch is the engine's default unless the caller gives it (never "all cells")."""
+    import scwlm.api
+    from scwlm.core.config import WLMConfig
+
+    seen = []
+    fit, fit_many = scwlm.api.fit, scwlm.api.fit_many
+
+    def spy(real):
+        def wrapper(*args, **kwargs):
+            seen.append(dict(kwargs))
+            return real(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(scwlm.api, "fit", spy(fit))
+    monkeypatch.setattr(scwlm.api, "fit_many", spy(fit_many))
+    adata = make_adata(n_per_day=12, days=(0, 1, 2))
+    scwlm.tl.fit_mechanics(adata, "day", n_dims=2, holdout=1, **ENGINE)
+    scwlm.tl.leave_one_out(adata, "day", n_dims=2, **ENGINE)
+    assert len(seen) == 2 and all("particles_per_batch" not in kw for kw in seen)
+    default = WLMConfig().particles_per_batch
+    for key in ("wlm", "wlm_loo"):
+        stored = adata.uns[key]["params"]["engine_config"]["particles_per_batch"]
+        assert stored == ("None" if default is None else default)
+    scwlm.tl.fit_mechanics(adata, "day", n_dims=2, particles_per_batch=8, **ENGINE)
+    assert seen[-1]["particles_per_batch"] == 8
+    assert adata.uns["wlm"]["params"]["engine_config"]["particles_per_batch"] == 8
+
+
+def test_fit_mechanics_reads_obsm_only_and_allocates_no_cell_by_cell_arrays(monkeypatch):
+    """No dense copy of .X (it is never read) and no N x N array outside the engine."""
+    import tracemalloc
+
+    n_per_day = 4000
+    adata = make_adata(n_per_day=n_per_day, days=(0, 1, 2), n_pcs=5, n_genes=3, umap=False)
+
+    def no_x(self):
+        raise AssertionError("adata.X was read")
+
+    monkeypatch.setattr(ad.AnnData, "X", property(no_x))
+    # once small first: the first fit of a process imports modules (tens of MB of Python objects)
+    scwlm.tl.fit_mechanics(make_adata(n_per_day=12, n_pcs=5, umap=False), "day", n_dims=5, **ENGINE)
+    tracemalloc.start()
+    try:
+        scwlm.tl.fit_mechanics(adata, "day", n_dims=5, particles_per_batch=16, **ENGINE)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    n = 3 * n_per_day
+    assert "wlm" in adata.uns
+    # a handful of (n, 5) float64 copies (~0.5 MB each) at most; one N x N float64 array would be 1.15 GB
+    assert peak < 40 * 2**20, peak
+    assert peak < n * n * 8 / 20

@@ -21,8 +21,9 @@ from .._docs import (
 from ..core.baselines import interpolation_baselines
 from ..core.config import WLMConfig
 from ..core.metrics import mean_se
+from ..mechanics import ROLLOUT_CHUNK_SIZE
 from ._prepare import check_key_added, prepare, resolve_holdouts
-from ._store import FitRecord, Params, config_dict, write_record
+from ._store import FitRecord, Params, config_dict, evaluation_metrics, write_record
 
 if TYPE_CHECKING:  # pragma: no cover
     from anndata import AnnData
@@ -58,6 +59,15 @@ def fit_mechanics(
     :func:`scwlm.fit` on the snapshots that are not held out, starting from the first one with
     its velocities.
 
+    **Large data sets.** Only ``adata.obsm`` is read (never ``adata.X``), and nothing here grows
+    faster than the number of cells: the training cost per iteration is set by the engine's
+    ``particles_per_batch`` (a random minibatch of every snapshot; the :class:`~scwlm.WLMConfig`
+    default unless you pass it — this function never replaces it by "all cells"), held-out
+    snapshots are predicted with chunked rollouts (:data:`scwlm.mechanics.ROLLOUT_CHUNK_SIZE`
+    cells per population, :meth:`scwlm.Mechanics.rollout`), and every :math:`W_1` is exact on
+    all cells up to 5,000 per snapshot and otherwise estimated on seeded subsamples of 5,000
+    (``metrics`` records which).
+
     Time labels (``adata.obs[time_key]``): numbers (int/float column) are the times. Labels that all
     parse as numbers (categories or strings such as ``"12"``, ``"35"``) use those numbers; an ordered
     categorical must then list them in increasing order. Other ordered categoricals use the
@@ -74,8 +84,11 @@ def fit_mechanics(
     holdout
         A label or list of labels left out of training (interior times only). When given, the
         held-out cells are predicted from the previous observed time (with its velocities) and
-        compared by exact :math:`W_1` (standardised units), together with McCann's displacement
-        interpolation between the neighbouring observed times and the previous snapshot itself.
+        compared by :math:`W_1` (standardised units), together with McCann's displacement
+        interpolation between the neighbouring observed times and the previous snapshot itself
+        (all three exact on all cells for snapshots of at most 5,000 cells, else the mean over 5
+        seeded draws of subsamples of 5,000: :mod:`scwlm.core.protocols`,
+        :func:`scwlm.core.baselines.interpolation_baselines`).
     {doc_friction}
     n_iter, device, random_state
         As in :func:`scwlm.fit` (``random_state`` an integer).
@@ -107,8 +120,13 @@ def fit_mechanics(
             friction, dt, info), ``weights`` (parameter name -> array) and ``history``.
         ``metrics`` (only with ``holdout``)
             Arrays aligned with ``holdout``: ``w1`` (WLM), ``w1_mccann``, ``w1_previous``,
-            ``start`` (the label simulated from); and ``w1_mean``, ``w1_se``,
-            ``w1_mccann_mean``, ``w1_previous_mean``.
+            ``start`` (the label simulated from); and ``w1_mean``, ``w1_se`` (mean and standard
+            error of ``w1`` over the held-out labels), ``w1_mccann_mean``, ``w1_previous_mean``.
+            How each :math:`W_1` was computed, aligned with ``holdout``: ``w1_method``,
+            ``w1_mccann_method``, ``w1_previous_method`` (``"exact"`` or ``"subsampled"``),
+            ``w1_draw_se``, ``w1_mccann_draw_se``, ``w1_previous_draw_se`` (standard error over
+            the subsample draws, 0 when exact); ``w1_settings`` (``max_points``, ``subsample``,
+            ``n_draws``, ``seed``) and ``rollout_chunk_size``.
 
     Notes
     -----
@@ -167,8 +185,9 @@ def fit_mechanics(
 
     metrics = None
     if held:
-        ev = mech.evaluate(snaps, times, vels, protocol="interpolate", holdout=held)
-        base = [interpolation_baselines(snaps, times, h, held) for h in held]
+        ev = mech.evaluate(snaps, times, vels, protocol="interpolate", holdout=held, chunk_size=ROLLOUT_CHUNK_SIZE)
+        progress = None if cfg.progress else False
+        base = [interpolation_baselines(snaps, times, h, held, progress=progress) for h in held]
         w1 = np.asarray(ev["w1"], dtype=np.float64)
         mc = np.asarray([b["w1_mccann"] for b in base])
         prev = np.asarray([b["w1_previous"] for b in base])
@@ -179,6 +198,7 @@ def fit_mechanics(
             "w1": w1, "w1_mccann": mc, "w1_previous": prev, "w1_mean": m, "w1_se": se,
             "w1_mccann_mean": float(mc.mean()), "w1_previous_mean": float(prev.mean()),
             "units": "standardised basis coordinates",
+            **evaluation_metrics(ev["w1_method"], ev["w1_se"], ev["w1_settings"], base, ROLLOUT_CHUNK_SIZE),
         }
     record = FitRecord(
         params=Params(
