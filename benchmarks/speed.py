@@ -13,10 +13,19 @@ Usage
     python -m benchmarks.speed --authors-src /path/to/WLM    # also the authors' code, same workloads, same run
     python -m benchmarks.speed --ensemble 15                 # E = 15 models in one run vs one model (EB workload)
     python -m benchmarks.speed --append docs/performance.md  # append the table with machine, date, commit
+    python -m benchmarks.speed --workloads eb_like boids_k10 --variants fp32 bf16 analytic compile geomloss nockpt warm
+                                                             # the levers side by side, one row each
 
 Every measurement runs in its own subprocess so that the peak memory (CUDA max allocated, or the
 CPU peak resident set size) belongs to that measurement alone. Times are per iteration: median /
 min / max over ``--iters`` iterations after ``--warmup`` warm-up iterations.
+
+Variants (``--variants``; join several with ``+``, e.g. ``analytic+bf16``) are the speed levers of
+our engine, see :data:`VARIANTS`. Levers that are not (yet) settings of ``WLMConfig`` (bf16
+products, ``torch.compile`` of the force, warm-started Sinkhorn) are applied inside the worker
+process by handing the trainer subclasses of ``SetPotential`` / ``SinkhornDivergence`` that pass
+the option on (:func:`_install_levers`); every run also counts the Sinkhorn
+ε-steps of each loss call (``eps_steps`` in the JSON, a column of the table).
 """
 
 from __future__ import annotations
@@ -61,6 +70,101 @@ WORKLOADS: dict[str, dict[str, Any]] = {
 }
 
 
+#: speed levers: WLMConfig overrides ("config"), options applied in the worker ("levers": force_precision,
+#: loss_autocast, compile (torch.compile options), warm_start), or a placeholder row ("todo")
+VARIANTS: dict[str, dict[str, Any]] = {
+    "fp32": {},
+    "analytic": dict(config={"force_impl": "analytic"}),
+    "bf16": dict(levers={"force_precision": "bf16"}),
+    "bf16loss": dict(levers={"loss_autocast": True}),
+    "compile": dict(config={"force_impl": "analytic"}, levers={"compile": {}}),
+    "compile-cg": dict(config={"force_impl": "analytic"}, levers={"compile": {"mode": "reduce-overhead"}}),
+    "geomloss": dict(config={"sinkhorn_backend": "geomloss"}),
+    "nockpt": dict(config={"checkpoint_steps": False}),
+    "ckpt": dict(config={"checkpoint_steps": True}),
+    "warm": dict(levers={"warm_start": True}),
+    "cudagraph": dict(todo=(
+        "TODO (not built): CUDA-graph capture of a whole training iteration. Needs a static iteration: "
+        "the trainer builds host tensors every iteration (integrator steps, Sinkhorn schedules) and draws "
+        "horizons/subsets on the host; capture also needs the weights and all tensors on the device, a fixed "
+        "Sinkhorn diameter (already the case) and AdamW(capturable=True). The force alone is captured by the "
+        "compile-cg variant (torch.compile mode='reduce-overhead')."
+    )),
+}
+
+
+def parse_variant(name: str) -> dict[str, Any]:
+    """The config overrides and levers of a variant name (``"a+b"`` merges variants ``a`` and ``b``).
+
+    Examples
+    --------
+    >>> parse_variant("analytic+bf16")
+    {'config': {'force_impl': 'analytic'}, 'levers': {'force_precision': 'bf16'}, 'todo': None}
+    """
+    out: dict[str, Any] = {"config": {}, "levers": {}, "todo": None}
+    for part in name.split("+"):
+        if part not in VARIANTS:
+            raise ValueError(f"unknown variant {part!r}; known: {', '.join(VARIANTS)}")
+        v = VARIANTS[part]
+        out["config"].update(v.get("config", {}))
+        out["levers"].update(v.get("levers", {}))
+        out["todo"] = v.get("todo", out["todo"])
+    return out
+
+
+def _install_levers(levers: dict[str, Any]) -> dict[str, Any]:
+    """Hand the trainer (in this worker process only) a potential and a divergence with the levers on.
+
+    Returns the statistics the divergence and the compiled force fill in: ``steps`` (the
+    ε-steps of every loss call) and ``compiled`` (the compiled forces), and ``restore``, which
+    puts the trainer's own classes back.
+    """
+    import scwlm.core.trainer as trainer
+    from scwlm.core.compile import compiled_forces
+    from scwlm.core.divergence import SinkhornDivergence
+    from scwlm.core.potential import SetPotential
+
+    saved = (trainer.SinkhornDivergence, trainer.SetPotential)
+
+    def restore() -> None:
+        trainer.SinkhornDivergence, trainer.SetPotential = saved
+
+    stats: dict[str, Any] = {"steps": [], "compiled": [], "restore": restore}
+
+    class BenchDivergence(SinkhornDivergence):
+        def __init__(self, *args, **kwargs):
+            if levers.get("loss_autocast"):
+                kwargs["autocast"] = True
+            if levers.get("warm_start"):
+                kwargs["warm_start"] = levers["warm_start"]
+            super().__init__(*args, **kwargs)
+
+        def __call__(self, *args, **kwargs):
+            out = super().__call__(*args, **kwargs)
+            stats["steps"].append(self.last_n_steps)
+            return out
+
+    trainer.SinkhornDivergence = BenchDivergence
+    lever_precision, compile_opts = levers.get("force_precision"), levers.get("compile")
+    if lever_precision is None and compile_opts is None:
+        return stats
+
+    class BenchPotential(SetPotential):
+        def forces(self, x, t=None, *, masks=None, create_graph=False, impl="autograd", precision="float32"):
+            prec = lever_precision or precision
+            if compile_opts is not None:
+                fn = self.__dict__.get("_bench_compiled")
+                if fn is None or fn.impl != impl:
+                    fn = compiled_forces(self, impl, precision=prec, **compile_opts)
+                    self.__dict__["_bench_compiled"] = fn
+                    stats["compiled"].append(fn)
+                return fn(x, t, masks=masks, create_graph=create_graph)
+            return super().forces(x, t, masks=masks, create_graph=create_graph, impl=impl, precision=prec)
+
+    trainer.SetPotential = BenchPotential
+    return stats
+
+
 def synthetic(w: dict, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """Drifting, spreading Gaussian clouds of the workload's size (values do not affect the cost)."""
     rng = np.random.default_rng(seed)
@@ -83,29 +187,54 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def run_ours(name: str, iters: int, warmup: int, device: str, extra: dict, ensemble: int = 1) -> dict:
-    """Time our trainer on a workload (``ensemble`` models in one vectorised run)."""
+def run_ours(name: str, iters: int, warmup: int, device: str, extra: dict, ensemble: int = 1,
+             variant: str | None = None) -> dict:
+    """Time our trainer on a workload (``ensemble`` models in one vectorised run, with a variant's levers).
+
+    ``extra`` are WLMConfig overrides (``--options``), applied after the variant's own.
+    """
     from scwlm.core.config import WLMConfig
     from scwlm.core.snapshots import as_snapshots
     from scwlm.core.trainer import Task, train
     from scwlm.mechanics import _resolve_device
 
     w = WORKLOADS[name]
+    spec = parse_variant(variant or "fp32")
+    if spec["todo"]:
+        raise ValueError(f"variant {variant!r} is a placeholder, not a measurement: {spec['todo']}")
     dev = _resolve_device(device)
     snaps, times, v0 = synthetic(w)
     s = as_snapshots(snaps, times, v0)
     cfg = WLMConfig.from_kwargs(**{**w["config"], "friction_lr": w["friction_lr"], "dt": w["dt"], "fixed_horizon": True,
-                                   "progress": False, **extra})
+                                   "progress": False, **spec["config"], **extra})
     friction = None if w["friction"] == "learnable" else float(w["friction"])
     tasks = [Task(s, seed=i, friction=friction) for i in range(ensemble)]
     stamps: list[float] = []
+    stats = _install_levers(spec["levers"])
 
     def tick(it: int) -> None:
         _sync(dev)
         stamps.append(time.perf_counter())
 
-    per = _time_iterations(dev, lambda: train(tasks, cfg, n_iter=warmup + iters, device=dev, callback=tick), stamps, warmup)
-    return _summary(per, dev, name, "ours", extra, ensemble)
+    try:
+        per = _time_iterations(dev, lambda: train(tasks, cfg, n_iter=warmup + iters, device=dev, callback=tick), stamps, warmup)
+    finally:
+        stats["restore"]()
+    res = _summary(per, dev, name, "ours", extra, ensemble)
+    steps = [st for st in stats["steps"] if st is not None]
+    timed = steps[warmup:] or steps  # one loss call per iteration
+    res["eps_steps"] = float(np.mean(timed)) if timed else None
+    res["eps_steps_first"] = steps[0] if steps else None
+    res["loss_calls"] = len(stats["steps"])
+    if variant is not None:
+        res["variant"] = variant
+        res["levers"] = spec["levers"]
+        res["config_overrides"] = spec["config"]
+    if stats["compiled"]:
+        res["compile_s"] = [c.compile_seconds for c in stats["compiled"]]
+        res["compiled"] = all(c.compiled for c in stats["compiled"])
+        res["compile_note"] = "; ".join(c.note for c in stats["compiled"])
+    return res
 
 
 def _time_iterations(dev, run: Any, stamps: list[float], warmup: int) -> np.ndarray:
@@ -230,15 +359,20 @@ def _worker(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     extra = json.loads(args.options or "{}")
     if args.impl == "ours":
-        res = run_ours(args.worker, args.iters, args.warmup, args.device, extra, ensemble=args.ensemble)
+        res = run_ours(args.worker, args.iters, args.warmup, args.device, extra, ensemble=args.ensemble,
+                       variant=args.variant)
     else:
         res = run_authors(args.worker, args.iters, args.warmup, args.device, args.authors_src)
     print("RESULT " + json.dumps(res), flush=True)
 
 
-def _subprocess(name: str, impl: str, a: argparse.Namespace, options: dict | None = None, ensemble: int = 1, iters: int | None = None) -> dict | None:
+def _subprocess(name: str, impl: str, a: argparse.Namespace, options: dict | None = None, ensemble: int = 1,
+                iters: int | None = None, variant: str | None = None) -> dict:
+    """Run one measurement in a worker process; a failure (or timeout) is returned as a ``failed`` row."""
     cmd = [sys.executable, "-m", "benchmarks.speed", "--worker", name, "--impl", impl, "--iters", str(iters or a.iters),
            "--warmup", str(a.warmup), "--device", a.device, "--ensemble", str(ensemble), "--options", json.dumps(options or {})]
+    if variant is not None:
+        cmd += ["--variant", variant]
     if a.authors_src:
         cmd += ["--authors-src", a.authors_src]
     if a.threads:
@@ -247,18 +381,29 @@ def _subprocess(name: str, impl: str, a: argparse.Namespace, options: dict | Non
     if a.thp:
         env.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parent.parent,
-                          timeout=a.timeout)
+    failed = {"workload": name, "impl": impl, "ensemble": ensemble, "options": options or {}}
+    if variant is not None:
+        failed["variant"] = variant
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parent.parent,
+                              timeout=a.timeout)
+    except subprocess.TimeoutExpired:
+        print(f"[speed] {impl} {name} {variant or ''} timed out after {a.timeout:g} s", file=sys.stderr)
+        return {**failed, "failed": f"timed out after {a.timeout:g} s"}
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             res = json.loads(line[7:])
             res["wall_s"] = time.perf_counter() - t0
             return res
-    print(f"[speed] {impl} {name} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}", file=sys.stderr)
-    return None
+    print(f"[speed] {impl} {name} {variant or ''} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}", file=sys.stderr)
+    last = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    return {**failed, "failed": f"exit {proc.returncode}: {last[-1][:200] if last else 'no output'}"}
 
 
 def table(results: list[dict], machine: dict) -> str:
+    """The Markdown table of a run (the variant table when any row has a variant or an ε-step count)."""
+    if any("variant" in r or "eps_steps" in r or "failed" in r or r.get("impl") == "todo" for r in results):
+        return _variant_table(results, machine)
     lines = [
         f"Measured {machine['date']} on {machine['cpu']} ({machine['cores']} cores, {machine['threads']} torch threads)"
         f"{', GPU ' + machine['cuda'] if machine['cuda'] else ''}; torch {machine['torch']}; commit {machine['commit']}.",
@@ -282,6 +427,59 @@ def table(results: list[dict], machine: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _variant_table(results: list[dict], machine: dict) -> str:
+    """One row per measurement: authors' rows, every variant of ours, failures and TODO placeholders."""
+    machine = {k: "?" for k in ("date", "cpu", "cores", "threads", "torch", "commit", "command")} | dict(machine)
+    lines = [
+        f"Measured {machine['date']} on {machine['cpu']} ({machine['cores']} cores, {machine['threads']} torch threads)"
+        f"{', GPU ' + machine['cuda'] if machine.get('cuda') else ''}; torch {machine['torch']}; commit {machine['commit']}.",
+        f"Command: `{machine['command']}`", "",
+        "Only ratios within one run are comparable. ε-steps: Sinkhorn ε-scaling iterations per loss call "
+        "(timed iterations; the first call in parentheses when it differs).", "",
+        "| workload | impl | variant | device | iters | median s/iter | min | max | peak memory (GB) | ε-steps / loss call | "
+        "vs ours fp32, same run | authors' code, same run | speed-up vs authors, same run | authors' code, reported (H200 / 2-core CPU) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    ok = [r for r in results if "failed" not in r and r.get("impl") != "todo"]
+    authors = {(r["workload"], r.get("device")): r for r in ok if r["impl"] == "authors"}
+    def key(r: dict) -> tuple:
+        return r["workload"], r.get("ensemble", 1), r.get("device"), json.dumps(r.get("options") or {}, sort_keys=True)
+
+    base = {key(r): r for r in ok if r["impl"] == "ours" and r.get("variant", "fp32") == "fp32"}
+    for r in results:
+        wl = r.get("workload", "(all)")
+        ens = r.get("ensemble", 1)
+        label = r.get("impl", "ours") + (f" (E={ens})" if ens > 1 else "") + (f" {r['options']}" if r.get("options") else "")
+        variant = r.get("variant", "–" if r.get("impl") == "authors" else "fp32")
+        if r.get("impl") == "todo":
+            lines.append(f"| {wl} | ours | {variant} | – | – | – | – | – | – | – | – | – | – | {r['todo']} |")
+            continue
+        if "failed" in r:
+            lines.append(f"| {wl} | {label} | {variant} | – | – | – | – | – | – | – | – | – | – | FAILED: {r['failed']} |")
+            continue
+        rep = WORKLOADS[wl]["reported"]
+        reported = f"{rep['h200']} / {rep['cpu']} s/iter; {rep['memory']}"
+        steps = r.get("eps_steps")
+        first = r.get("eps_steps_first")
+        steps_txt = "–" if steps is None else f"{steps:.1f}" + (f" ({first})" if first is not None and first != steps else "")
+        if r.get("compile_s"):
+            steps_txt += "; compile " + ", ".join("–" if c is None else f"{c:.1f} s" for c in r["compile_s"]) + (
+                "" if r.get("compiled", True) else " (fell back to eager)")
+        if r["impl"] == "authors":
+            vs_base = same = speed = "–"
+        else:
+            b = base.get(key(r))
+            vs_base = f"{b['median_s'] / r['median_s']:.2f}x" if b and b is not r else "–"
+            a = authors.get((wl, r.get("device")))
+            same = f"{a['median_s']:.3f} s/iter ({a['iters']} its), {a['peak_gb']:.2f} GB" if a else "not run"
+            speed = f"{a['median_s'] / r['median_s']:.2f}x" if a else "–"
+        lines.append(
+            f"| {wl} | {label} | {variant} | {r['device']} | {r['iters']} | {r['median_s']:.3f} | {r['min_s']:.3f} | "
+            f"{r['max_s']:.3f} | {r['peak_gb']:.2f} | {steps_txt} | {vs_base} | {same} | {speed} | {reported} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.split("\n")[0])
     p.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
@@ -294,8 +492,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--authors-workloads", nargs="+", default=None, choices=list(WORKLOADS),
                    help="workloads to time the authors' code on (default: all; on CPU all but boids_k49, which "
                         "needs about 25 GB there according to docs/performance.md)")
-    p.add_argument("--ensemble", type=int, default=0, help="also time E models in one run on the eb_like workload")
+    p.add_argument("--variants", nargs="+", default=None, metavar="VARIANT",
+                   help="speed levers of ours, one row each (join with '+'): " + ", ".join(VARIANTS)
+                        + " (default: the plain configuration, without a variant column)")
+    p.add_argument("--ensemble", type=int, default=0, help="also time E models in one run (and one model) on --ensemble-workload")
     p.add_argument("--ensemble-iters", type=int, default=None, help="iterations for the ensemble runs (default: --iters)")
+    p.add_argument("--ensemble-workload", default="eb_like", choices=list(WORKLOADS))
+    p.add_argument("--ensemble-variants", nargs="+", default=None, metavar="VARIANT",
+                   help="variants of the ensemble runs (default: --variants)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--thp", action=argparse.BooleanOptionalAction, default=True,
                    help="set THP_MEM_ALLOC_ENABLE=1 for the workers (large CPU tensors on huge pages; see docs/performance.md)")
@@ -306,13 +510,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="only render the table of earlier runs saved with --json (several files are merged)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--impl", default="ours", help=argparse.SUPPRESS)
+    p.add_argument("--variant", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    for v in (a.variants or []) + (a.ensemble_variants or []):
+        try:
+            parse_variant(v)
+        except ValueError as exc:
+            p.error(str(exc))
     if a.worker:
         _worker(a)
         return 0
     if a.render:
         runs = [json.loads(Path(f).read_text()) for f in a.render]
-        machine = dict(runs[0]["machine"])
+        # the first run that measured something describes the machine (placeholder files may not)
+        machine = dict(next((r["machine"] for r in runs if "date" in r["machine"]), runs[0]["machine"]))
         machine["command"] = "; ".join(r["machine"]["command"] for r in runs)
         text = table([res for r in runs for res in r["results"]], machine)
         print(text)
@@ -328,27 +539,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine["threads"] = a.threads or torch.get_num_threads()
     machine["command"] = "python -m benchmarks.speed " + " ".join(sys.argv[1:] if argv is None else argv)
     options = json.loads(a.options or "{}")
-    results = []
+    results: list[dict] = []
+
+    def record(res: dict) -> None:
+        results.append(res)
+        if a.json:
+            Path(a.json).write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+        tag = f"{res['workload']:20s} {res['impl']:8s} {res.get('variant', ''):12s}" + (
+            f" E={res['ensemble']}" if res.get("ensemble", 1) > 1 else "")
+        if "failed" in res:
+            print(f"[speed] {tag} FAILED: {res['failed']}", flush=True)
+        elif res.get("impl") != "todo":
+            steps = res.get("eps_steps")
+            print(f"[speed] {tag} median {res['median_s']:.3f} s/iter (min {res['min_s']:.3f}, max {res['max_s']:.3f}), "
+                  f"peak {res['peak_gb']:.2f} GB" + ("" if steps is None else f", {steps:.1f} eps-steps/loss call"), flush=True)
+
+    variants = a.variants or [None]
+    todo = [v for v in variants if v is not None and parse_variant(v)["todo"]]
+    runnable = [v for v in variants if v not in todo]
     authors_on = a.authors_workloads
     if authors_on is None:
         cuda = a.device == "cuda" or (a.device == "auto" and torch.cuda.is_available())
         authors_on = list(WORKLOADS) if cuda else [w for w in WORKLOADS if w != "boids_k49"]
     for name in a.workloads:
-        for impl in (["authors"] if a.authors_src and name in authors_on else []) + ["ours"]:
-            iters = a.authors_iters if impl == "authors" else None
-            res = _subprocess(name, impl, a, options if impl == "ours" else None, iters=iters)
-            if res:
-                results.append(res)
-                if a.json:
-                    Path(a.json).write_text(json.dumps({"machine": machine, "results": results}, indent=2))
-                print(f"[speed] {name:20s} {impl:8s} median {res['median_s']:.3f} s/iter (min {res['min_s']:.3f}, max {res['max_s']:.3f}), "
-                      f"peak {res['peak_gb']:.2f} GB", flush=True)
+        if a.authors_src and name in authors_on:
+            record(_subprocess(name, "authors", a, None, iters=a.authors_iters))
+        for v in runnable:
+            record(_subprocess(name, "ours", a, options, variant=v))
     if a.ensemble:
-        for E in (1, a.ensemble):
-            res = _subprocess("eb_like", "ours", a, options, ensemble=E, iters=a.ensemble_iters)
-            if res:
-                results.append(res)
-                print(f"[speed] eb_like ensemble E={E}: median {res['median_s']:.3f} s/iter, peak {res['peak_gb']:.2f} GB", flush=True)
+        ens_variants = a.ensemble_variants or runnable
+        for v in ens_variants:
+            if v is not None and parse_variant(v)["todo"]:
+                continue
+            for E in (1, a.ensemble):
+                done = any(r.get("workload") == a.ensemble_workload and r.get("impl") == "ours" and r.get("ensemble") == E
+                           and r.get("variant") == v and "failed" not in r for r in results)
+                if E == 1 and done and a.ensemble_iters in (None, a.iters):
+                    continue  # already measured above, same iterations
+                record(_subprocess(a.ensemble_workload, "ours", a, options, ensemble=E, iters=a.ensemble_iters, variant=v))
+    for v in todo:
+        record({"workload": "(all)", "impl": "todo", "variant": v, "todo": parse_variant(v)["todo"]})
     text = table(results, machine)
     print(text)
     if a.append:

@@ -67,3 +67,52 @@ def test_speed_render_merges_saved_runs(tmp_path, capsys):
 def test_speed_worker_times_the_authors_code():
     res = speed.run_authors("oceans_small_interp", iters=1, warmup=1, device="cpu", src=os.environ["SCWLM_AUTHORS_SRC"])
     assert res["impl"] == "authors" and res["median_s"] > 0
+
+
+# ---------------------------------------------------------------------------- speed levers side by side
+TINY_NET = {"hidden": 16, "ffn": 16, "heads": 1, "blocks": 1}
+
+
+def test_speed_variants_parse_and_apply_in_process():
+    assert speed.parse_variant("analytic+bf16")["config"] == {"force_impl": "analytic"}
+    assert speed.parse_variant("compile")["levers"] == {"compile": {}}
+    assert speed.parse_variant("cudagraph")["todo"].startswith("TODO")
+    with pytest.raises(ValueError, match="unknown variant"):
+        speed.parse_variant("fp32+turbo")
+    import scwlm.core.trainer as trainer
+
+    before = (trainer.SinkhornDivergence, trainer.SetPotential)
+    res = speed.run_ours("oceans_small_interp", iters=1, warmup=1, device="cpu", extra=TINY_NET, variant="warm+bf16")
+    assert (trainer.SinkhornDivergence, trainer.SetPotential) == before  # the trainer's classes are put back
+    assert res["levers"] == {"warm_start": True, "force_precision": "bf16"} and res["loss_calls"] == 2
+    assert res["eps_steps"] < res["eps_steps_first"]  # the second loss call is warm-started
+
+
+def test_speed_variants_side_by_side_in_one_run(tmp_path, capsys):
+    out = tmp_path / "speed.json"
+    assert speed.main(["--workloads", "oceans_small_interp", "--iters", "1", "--warmup", "0", "--device", "cpu",
+                       "--threads", "1", "--options", json.dumps(TINY_NET), "--variants", "fp32", "bf16", "cudagraph",
+                       "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert [r["variant"] for r in rows] == ["fp32", "bf16", "cudagraph"]
+    assert rows[1]["levers"] == {"force_precision": "bf16"} and rows[0]["eps_steps"] > 0
+    assert rows[2]["impl"] == "todo"
+    text = capsys.readouterr().out
+    assert "ε-steps / loss call" in text and "| bf16 |" in text and "TODO (not built)" in text
+    with pytest.raises(SystemExit):
+        speed.main(["--variants", "nope"])
+
+
+def test_gpu_check_script_runs_tiny_on_cpu(tmp_path):
+    import subprocess
+
+    env = dict(os.environ, SCWLM_GPU_CHECK_TINY="1", PYTHON=sys.executable, SCWLM_GPU_CHECK_OUT=str(tmp_path))
+    env.pop("SCWLM_AUTHORS_SRC", None)
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    table = (tmp_path / "speed_table.md").read_text()
+    rows = json.loads((tmp_path / "01_tiny.json").read_text())["results"]
+    assert {(r.get("variant"), r.get("ensemble", 1)) for r in rows} >= {("fp32", 1), ("bf16", 1), ("fp32", 2)}
+    assert "| oceans_small_interp |" in table and "(E=2)" in table and "TODO (not built)" in table
+    assert "authors' code is not measured" in proc.stderr

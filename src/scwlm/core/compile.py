@@ -103,7 +103,9 @@ class CompiledForces:
             self.note = "torch.compile does not support the autograd force (double backward): eager"
 
     def _eager(self, x: Tensor, t, masks, create_graph: bool) -> Tensor:
-        return self.net.forces(x, t, masks=masks, create_graph=create_graph, impl=self.impl, precision=self.precision)
+        # SetPotential's own method: a subclass whose ``forces`` calls this object must not recurse
+        return SetPotential.forces(self.net, x, t, masks=masks, create_graph=create_graph, impl=self.impl,
+                                   precision=self.precision)
 
     def _fall_back(self, exc: BaseException, seconds: float | None) -> None:
         self.compiled = False
