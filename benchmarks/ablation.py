@@ -260,6 +260,10 @@ arm("R_fr0.1_quad", **_R, friction_init=0.1, quadratic=True)
 arm("R_fr0.3_quad", **_R, friction_init=0.3, quadratic=True)
 arm("R_fr1_quad", **_R, quadratic=True)
 arm("R_fr0.1_quad_all", "all", **_R, friction_init=0.1, quadratic=True, anchor="observed")
+arm("eb_old_quick", lr=2e-3, particles_per_batch=256, blur=0.5, friction_init=5.0)
+arm("R_ot_obs", "ot", **_R, friction_init=0.1, anchor="observed", particles_per_batch=256)
+arm("R_ot_first", "ot", **_R, friction_init=0.1, particles_per_batch=256)
+arm("R_rna_obs", "all", **_R, friction_init=0.1, anchor="observed", particles_per_batch=256)
 
 if __name__ == "__main__":
     raise SystemExit(main())

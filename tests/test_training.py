@@ -295,3 +295,21 @@ def test_paper_preset_pins_every_result_setting_to_the_paper():
     assert (cfg.hidden, cfg.heads, cfg.blocks, cfg.ffn, cfg.p, cfg.scaling, cfg.ema) == (64, 4, 4, 512, 2, 0.9, 0.999)
     assert (cfg.anchor, cfg.lr_schedule, cfg.particles_per_batch, cfg.zero_init_head) == ("first", "constant", None, False)
     assert WLMConfig.paper(p=1, hidden=256).p == 1
+
+
+def test_linear_warm_start_hands_its_fit_to_the_quadratic_term_and_the_friction(drifting):
+    snaps, times = drifting
+    kw = dict(n_iter=1, lr=1e-12, friction_lr=1e-12, quadratic=True, zero_init_head=True, ema=None, **TINY)
+    cold = scwlm.fit(snaps, times, **kw)
+    warm = scwlm.fit(snaps, times, warm_start=5, **kw)
+    assert float(cold.network.quad_w.abs().max()) < 1e-9  # one step of size 1e-12 from zero
+    assert float(warm.network.quad_w.abs().max()) > 1e-3 and warm.friction != pytest.approx(cold.friction)
+    # per model, so an ensemble member still equals its separate fit
+    ens = scwlm.fit(snaps, times, warm_start=5, random_state=[0, 1], **kw)
+    assert torch.allclose(ens[0].network.quad_w, warm.network.quad_w) and ens[0].friction == pytest.approx(warm.friction)
+
+
+def test_bf16_precision_setting_trains(drifting):
+    snaps, times = drifting
+    mech = scwlm.fit(snaps, times, n_iter=2, precision="bf16", **TINY)
+    assert np.isfinite(mech.history["loss"]).all()

@@ -37,7 +37,10 @@ class WLMConfig:
         ``zero_init_head`` (start the output layer at zero, so the untrained model exerts no
         force: damped free flight, constant velocity at :math:`\gamma = 0`), ``quadratic`` (add a
         learnable one-body term :math:`\tfrac12 x^\top A x + b^\top x` per particle, from zero:
-        linear restoring forces, which the attention network alone represents poorly).
+        linear restoring forces, which the attention network alone represents poorly),
+        ``precision`` (``"float32"``; ``"bf16"``: bf16 autocast of the force's attention and
+        feed-forward matrix products, everything else in float32 — an option, see the tests'
+        error bounds).
     ``physics`` — the mechanics and their discretisation
         ``friction_init`` (1.0, initial learnable friction), ``integrator`` (``"paper"`` damped
         leapfrog or ``"exponential"``), ``dt`` (time-grid step; ``None`` = smallest gap between
@@ -61,7 +64,10 @@ class WLMConfig:
         code; ``"full"``: exact gradient of the discretised rollout), ``anchor`` (``"first"``:
         every training rollout starts at the first snapshot, as in Algorithm 1;
         ``"observed"``: it starts at a random training snapshot that has velocities — the first
-        one always qualifies — as the interpolation protocol's restarts do).
+        one always qualifies — as the interpolation protocol's restarts do), ``warm_start``
+        (iterations of a first fit of damped *linear* mechanics, :math:`a = -(Ax + b)` and
+        :math:`\gamma`, whose result initialises the friction and, with ``quadratic``, the
+        network's one-body term; 0 = off).
     ``runtime`` — how a fit runs, never what it computes (not saved with a model, not compared on resume)
         ``checkpoint_steps`` (activation checkpointing of integrator steps: ``"auto"`` when the
         estimated memory exceeds ``memory_budget_gb``, or ``True``/``False``),
@@ -89,6 +95,7 @@ class WLMConfig:
     dtype: str = _setting("float32", "model")
     zero_init_head: bool = _setting(False, "model")
     quadratic: bool = _setting(False, "model")
+    precision: str = _setting("float32", "model")
     # --- physics
     friction_init: float = _setting(1.0, "physics")
     integrator: str = _setting("paper", "physics")
@@ -115,6 +122,7 @@ class WLMConfig:
     grad_clip: float | None = _setting(None, "optimiser")
     rollout_grad: str = _setting("detached", "optimiser")
     anchor: str = _setting("first", "optimiser")
+    warm_start: int = _setting(0, "optimiser")
     # --- runtime
     checkpoint_steps: Any = _setting("auto", "runtime")
     memory_budget_gb: float = _setting(4.0, "runtime")
@@ -161,8 +169,10 @@ class WLMConfig:
             object.__setattr__(self, "ema", None)
         if self.ema is not None and not 0.0 < self.ema < 1.0:
             raise ValueError(f"ema must lie in (0, 1) or be None, got {self.ema!r}")
-        if isinstance(self.lr_warmup, bool) or not isinstance(self.lr_warmup, int) or self.lr_warmup < 0:
-            raise ValueError(f"lr_warmup must be an integer >= 0, got {self.lr_warmup!r}")
+        for name in ("lr_warmup", "warm_start"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
         for name in ("zero_init_head", "quadratic"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
@@ -174,6 +184,7 @@ class WLMConfig:
             "rollout_grad": ("detached", "full"),
             "lr_schedule": ("constant", "cosine"),
             "anchor": ("first", "observed"),
+            "precision": ("float32", "bf16"),
             "force_impl": ("autograd", "analytic"),
             "dtype": ("float32", "float64"),
         }
@@ -290,7 +301,7 @@ PAPER_SETTINGS: dict[str, Any] = dict(
     # model: set attention, 4 pre-LN blocks of width 64, 4 heads, feed-forward 512, output layer
     # initialised like PyTorch's nn.Linear
     hidden=64, heads=4, blocks=4, ffn=512, dropout=0.0, time_features=0, force_impl="autograd", dtype="float32",
-    zero_init_head=False, quadratic=False,
+    zero_init_head=False, quadratic=False, precision="float32",
     # physics: learnable friction from 1, the paper's damped leapfrog, 1 step per grid step in
     # training and 5 at evaluation
     friction_init=1.0, integrator="paper", dt=None, substeps=1, eval_substeps=5,
@@ -301,5 +312,5 @@ PAPER_SETTINGS: dict[str, Any] = dict(
     # before every force evaluation (as in the authors' code)
     lr=1e-4, lr_schedule="constant", lr_warmup=0, weight_decay=1e-4, friction_lr=1e-2, horizon=None,
     fixed_horizon=False, horizon_ramp=0, particles_per_batch=None, ema=0.999, ema_warmup=False, grad_clip=None,
-    rollout_grad="detached", anchor="first",
+    rollout_grad="detached", anchor="first", warm_start=0,
 )

@@ -208,6 +208,31 @@ def _memory_per_step(cfg: WLMConfig, E: int, n: int, itemsize: int) -> float:
     return float(E * cfg.blocks * per_block * itemsize)
 
 
+class LinearForces(torch.nn.Module):
+    r"""Linear one-body forces :math:`a(x) = -(A x + b)`, :math:`A` symmetric, one per model.
+
+    The force of the warm start (``warm_start`` iterations): the best damped linear mechanics is
+    fitted first, then handed to the network's quadratic term and to the friction. It has the
+    interface :class:`RolloutLoss` needs of a potential (``forces``, ``dropout``).
+    """
+
+    dropout = 0.0
+
+    def __init__(self, n_models: int, dim: int, dtype: torch.dtype, device: torch.device) -> None:
+        super().__init__()
+        self.quad_w = torch.nn.Parameter(torch.zeros(n_models, dim, dim, dtype=dtype, device=device))
+        self.quad_b = torch.nn.Parameter(torch.zeros(n_models, dim, dtype=dtype, device=device))
+
+    def forces(self, x: Tensor, t: Tensor | None = None, *, masks=None, create_graph: bool = True, impl: str = "autograd",
+               precision: str = "float32") -> Tensor:
+        A = 0.5 * (self.quad_w + self.quad_w.transpose(1, 2))
+        return -(x @ A + self.quad_b.unsqueeze(1))
+
+
+#: learning rate of the warm start's linear model and friction (few parameters, few iterations)
+WARM_START_LR = 0.05
+
+
 # ---------------------------------------------------------------------------- Algorithm 1, lines 1-3
 class RolloutLoss:
     """The loss of one iteration of Algorithm 1 for every model: lines 1-3.
@@ -355,7 +380,7 @@ class RolloutLoss:
             )
 
         def raw(x, t, masks):
-            return net.forces(x, t, masks=masks, create_graph=True, impl=cfg.force_impl)
+            return net.forces(x, t, masks=masks, create_graph=True, impl=cfg.force_impl, precision=cfg.precision)
 
         def force(x: Tensor, t: Tensor) -> Tensor:
             masks = masks_now()
@@ -429,6 +454,35 @@ class TrainingState:
         self.history: dict[str, list] = {"loss": [], "friction": []}
         self.iteration = 0
         self._good = self._copy()
+
+    def warm_start(self, make_loss: Callable[[Any], "RolloutLoss"], n_iter: int) -> None:
+        """Fit damped linear mechanics for ``n_iter`` iterations; start the network and friction there.
+
+        The linear model's :math:`A, b` become the network's quadratic term (when it has one) and
+        its friction the initial friction; the network's attention part is untouched. The
+        optimiser state of the main fit starts fresh.
+        """
+        E, d = self.E, self.network.dim
+        p0 = next(self.network.parameters())
+        linear = LinearForces(E, d, p0.dtype, p0.device)
+        params = [linear.quad_w, linear.quad_b] + ([self.friction.log_gamma] if self.friction.any_learnable else [])
+        opt = torch.optim.Adam(params, lr=WARM_START_LR)
+        loss = make_loss(linear)
+        for it in range(n_iter):
+            opt.zero_grad(set_to_none=True)
+            losses = loss(it)
+            losses.sum().backward()
+            ok = torch.isfinite(losses).all() & all(torch.isfinite(q.grad).all() for q in params if q.grad is not None)
+            if not bool(ok):  # keep what was reached
+                break
+            opt.step()
+        with torch.no_grad():
+            if getattr(self.network, "quadratic", False):
+                self.network.quad_w.copy_(linear.quad_w)
+                self.network.quad_b.copy_(linear.quad_b)
+            self.friction.log_gamma.grad = None
+        self.ema = {k: p.detach().clone() for k, p in self.network.named_parameters()} if self.cfg.ema else None
+        self.mark_good()
 
     # -- line 4
     def step(self, losses: Tensor, reduce_gradients: Callable[["TrainingState"], None] | None = None) -> Tensor:
@@ -739,13 +793,20 @@ def train(
             raise ValueError(f"the checkpoint is at iteration {state.iteration}, beyond n_iter={n_iter}")
     info = dict(dt=data.dt, step=data.h, blur=blurs, diameter=diameters, n_iter=n_iter,
                 seeds=[int(t.seed) for t in tasks], dim=state.network.dim)
-    loss = RolloutLoss(
-        cfg, state.network, state.friction, data, divergence, generators=state.generators,
-        device_generators=state.device_generators, blurs=blurs, diameters=diameters,
-        subset_generators=None if not data_rank else [
-            torch.Generator().manual_seed(int(t.seed) * 1_000_003 + int(data_rank)) for t in tasks
-        ],
-    )
+    subset_generators = None if not data_rank else [
+        torch.Generator().manual_seed(int(t.seed) * 1_000_003 + int(data_rank)) for t in tasks
+    ]
+
+    def make_loss(potential) -> RolloutLoss:
+        return RolloutLoss(
+            cfg, potential, state.friction, data, divergence, generators=state.generators,
+            device_generators=state.device_generators, blurs=blurs, diameters=diameters,
+            subset_generators=subset_generators,
+        )
+
+    if cfg.warm_start and state.iteration == 0:  # damped linear mechanics first
+        state.warm_start(make_loss, cfg.warm_start)
+    loss = make_loss(state.network)
     sync_every = _sync_interval(device, cfg)
     monitor = Monitor(state, n_iter, progress=cfg.progress, sync_every=sync_every, result=lambda: state.result(info))
     try:
