@@ -577,7 +577,7 @@ def _run(
     else:
         _, world, local, local_world = _rank_env(dict(os.environ))
         _rank_device(device, world, local, local_world)
-    ppb = cfg.particles_per_batch
+    ppb = cfg.batch_size(device)
     sizes = {int(p.shape[0]) for s in snaps_list for p in s.points}
     if mode == "ensemble":
         blocks = split_members(len(tasks), world)
@@ -642,7 +642,7 @@ def _run(
         for e, s in enumerate(states):
             s["history"] = dict(s["history"], loss=mean_loss[:, e].copy())
             meta = json.loads(s["meta"])
-            meta["info"]["data_parallel"] = {"world_size": world, "particles_per_rank": cfg.particles_per_batch}
+            meta["info"]["data_parallel"] = {"world_size": world, "particles_per_rank": cfg.batch_size(device)}
             s["meta"] = json.dumps(meta)
 
     mechs = _from_states(states, cfg, dev)

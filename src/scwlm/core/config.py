@@ -57,7 +57,9 @@ class WLMConfig:
         horizon K; ``None`` = all training snapshots), ``fixed_horizon`` (always roll out to the
         largest horizon instead of sampling it; used by the speed benchmark), ``horizon_ramp``
         (iterations over which the largest horizon grows linearly from 1; 0 = off),
-        ``particles_per_batch`` (``None`` = all), ``ema`` (0.999; ``None`` disables),
+        ``particles_per_batch`` (``"auto"``: :data:`AUTO_BATCH` particles of every snapshot on a CPU,
+        more on a GPU, so an iteration costs the same however many cells there are; ``None`` = all
+        points, as in the paper), ``ema`` (0.999; ``None`` disables),
         ``ema_warmup`` (use ``min(ema, (1+i)/(10+i))`` at iteration ``i``, which only matters for
         short runs), ``grad_clip`` (per-model norm; ``None`` = off), ``rollout_grad``
         (``"detached"``: positions are detached before every force evaluation, as in the authors'
@@ -116,7 +118,7 @@ class WLMConfig:
     horizon: int | None = _setting(None, "optimiser")
     fixed_horizon: bool = _setting(False, "optimiser")
     horizon_ramp: int = _setting(0, "optimiser")
-    particles_per_batch: int | None = _setting(None, "optimiser")
+    particles_per_batch: int | str | None = _setting("auto", "optimiser")
     ema: float | None = _setting(0.999, "optimiser")
     ema_warmup: bool = _setting(True, "optimiser")
     grad_clip: float | None = _setting(None, "optimiser")
@@ -141,8 +143,10 @@ class WLMConfig:
 
         for name in ("hidden", "heads", "blocks", "ffn", "substeps", "eval_substeps", "sync_every"):
             positive_int(name)
-        for name in ("horizon", "particles_per_batch", "checkpoint_every"):
+        for name in ("horizon", "checkpoint_every"):
             positive_int(name, allow_none=True)
+        if self.particles_per_batch != "auto":
+            positive_int("particles_per_batch", allow_none=True)
         if isinstance(self.time_features, bool):
             object.__setattr__(self, "time_features", 16 if self.time_features else 0)
         if not isinstance(self.time_features, int) or self.time_features < 0:
@@ -199,6 +203,19 @@ class WLMConfig:
             raise ValueError(f"checkpoint_path {self.checkpoint_path!r} is a directory; give the path of a file to write")
         if not (isinstance(self.memory_budget_gb, (int, float)) and self.memory_budget_gb > 0):
             raise ValueError(f"memory_budget_gb must be a positive number, got {self.memory_budget_gb!r}")
+
+    def batch_size(self, device: Any = "cpu") -> int | None:
+        """Particles per snapshot and iteration on ``device`` (``None``: all of them).
+
+        Examples
+        --------
+        >>> WLMConfig().batch_size("cpu"), WLMConfig().batch_size("cuda"), WLMConfig.paper().batch_size()
+        (256, 1024, None)
+        """
+        if self.particles_per_batch != "auto":
+            return self.particles_per_batch
+        kind = device.type if hasattr(device, "type") else str(device).split(":")[0]
+        return AUTO_BATCH.get(kind, AUTO_BATCH["cpu"])
 
     @classmethod
     def paper(cls, **overrides: Any) -> "WLMConfig":
@@ -294,6 +311,10 @@ class WLMConfig:
         if bad:
             type(self).from_kwargs(**{bad[0]: kwargs[bad[0]]})  # raises with a suggestion
         return dataclasses.replace(self, **kwargs)
+
+
+#: particles per snapshot and iteration of ``particles_per_batch="auto"``, by device type
+AUTO_BATCH: dict[str, int] = {"cpu": 256, "cuda": 1024, "mps": 512}
 
 
 #: the paper's settings for every setting that changes a fit's result (see :meth:`WLMConfig.paper`)

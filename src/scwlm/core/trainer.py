@@ -259,6 +259,7 @@ class RolloutLoss:
         self.cfg, self.net, self.friction, self.data, self.divergence = cfg, network, friction, data, divergence
         self.gens, self.dev_gens = list(generators), list(device_generators)
         self.subset_gens = None if subset_generators is None else list(subset_generators)
+        self.batch = cfg.batch_size(next(network.parameters()).device)
         self.E = len(self.gens)
         self.blurs, self.diameters = list(blurs), list(diameters)
         p0 = next(network.parameters())
@@ -289,7 +290,7 @@ class RolloutLoss:
             K = [int(torch.randint(1, self.horizon_cap(it, e, J[e]) + 1, (1,), generator=self.gens[e])) for e in range(E)]
         # line 2: the start (a minibatch of the anchor snapshot) and the targets of the same size
         n = int(min(
-            min([cfg.particles_per_batch or math.inf] + [data.points[e][J[e] + k].shape[0] for k in range(K[e] + 1)])
+            min([self.batch or math.inf] + [data.points[e][J[e] + k].shape[0] for k in range(K[e] + 1)])
             for e in range(E)
         ))
         x0, v0, targets = [], [], []
