@@ -4,7 +4,7 @@ Every experiment function takes ``(profile, seed, device, n_iter)`` and returns 
 records (plain dicts): what was trained, with which settings and iteration count, how long it took,
 and the W1 numbers of WLM (EMA weights, exact W1, the paper's protocol) next to baselines computed
 on the same data in the same run. Paper numbers live in :data:`PAPER` (from the paper's tables;
-``ALGORITHM.md`` §5) and are only ever *printed beside* ours, never used in a computation.
+docs/method.md) and are only ever *printed beside* ours, never used in a computation.
 
 Profiles
     ``paper``: the paper's settings and iteration counts (meant for a GPU).
@@ -14,6 +14,7 @@ Profiles
 
 from __future__ import annotations
 
+import inspect
 import time
 from typing import Any, Callable
 
@@ -21,10 +22,11 @@ import numpy as np
 
 import scwlm
 from scwlm import datasets as D
+from scwlm.core.config import PAPER_SETTINGS
 from scwlm.core.baselines import constant_velocity, interpolation_baselines
 from scwlm.core.metrics import mean_se, wasserstein1
 
-__all__ = ["EXPERIMENTS", "PAPER", "QUICK_CHANGES", "settings"]
+__all__ = ["EXPERIMENTS", "PAPER", "QUICK_CHANGES", "BUDGET", "BUDGET_SECONDS", "PROFILES", "settings"]
 
 # ----------------------------------------------------------------------------- paper numbers
 #: W1 numbers of the paper (Tables 1-4, 6); "best other" = best method other than WLM in that column
@@ -56,7 +58,8 @@ PAPER: dict[str, dict[str, Any]] = {
 
 # ----------------------------------------------------------------------------- settings
 _PAPER_SETTINGS: dict[str, dict[str, Any]] = {
-    # appendix C / ALGORITHM.md §5; everything not listed is a WLMConfig default (= the paper's defaults)
+    # appendix C (docs/method.md, "Paper settings and numbers to beat"); everything not listed is
+    # the paper's general setting (scwlm.core.config.PAPER_SETTINGS)
     "gf_sde": dict(n_iter=100_000, config=dict(), eval_substeps=1),
     "oceans_interp": dict(
         n_iter=50_000,
@@ -83,12 +86,36 @@ QUICK_CHANGES: dict[str, dict[str, Any]] = {
 }
 
 
+#: the budget profile: the library's defaults, plus only what describes an experiment's data or
+#: physics (the loss exponent the paper uses for the data, time dependence, the time-grid step);
+#: the iteration count is scwlm.fit's default. Each model must train in BUDGET_SECONDS on 2 CPU cores.
+BUDGET: dict[str, dict[str, Any]] = {
+    "gf_sde": dict(config=dict(), eval_substeps=1),
+    "oceans_interp": dict(config=dict(time_features=16, dt=1.0)),
+    "oceans_forecast": dict(config=dict()),
+    "eb_loo": dict(config=dict(p=1, dt=1.0)),
+    "boids": dict(config=dict(p=1)),
+}
+BUDGET_SECONDS = 600.0
+
+PROFILES = ("paper", "quick", "budget")
+
+
 def settings(experiment: str, profile: str) -> dict[str, Any]:
-    """Iteration count, engine config and evaluation substeps of an experiment under a profile."""
-    if profile not in ("paper", "quick"):
-        raise ValueError(f"unknown profile {profile!r}; use 'paper' or 'quick'")
+    """Iteration count, engine config and evaluation substeps of an experiment under a profile.
+
+    ``paper`` and ``quick`` start from the paper's settings (:meth:`scwlm.WLMConfig.paper`; the
+    quick profile keeps the EMA warm-up its records were made with), ``budget`` from the library's
+    defaults.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; use one of {PROFILES}")
+    if profile == "budget":
+        b = BUDGET[experiment]
+        return {"n_iter": None, "config": dict(b["config"]), "eval_substeps": b.get("eval_substeps", 5)}
     base = _PAPER_SETTINGS[experiment]
-    out = {"n_iter": base["n_iter"], "config": dict(base["config"]), "eval_substeps": base.get("eval_substeps", 5)}
+    config = {**PAPER_SETTINGS, **({"ema_warmup": True} if profile == "quick" else {}), **base["config"]}
+    out = {"n_iter": base["n_iter"], "config": config, "eval_substeps": base.get("eval_substeps", 5)}
     if profile == "quick":
         q = QUICK_CHANGES[experiment]
         out["n_iter"] = q["n_iter"]
@@ -98,7 +125,8 @@ def settings(experiment: str, profile: str) -> dict[str, Any]:
 
 
 def _fit_kwargs(st: dict, n_iter: int | None, device: str) -> dict[str, Any]:
-    out: dict[str, Any] = dict(n_iter=int(n_iter or st["n_iter"]), device=device, progress=True, eval_substeps=st["eval_substeps"])
+    n = n_iter or st["n_iter"] or inspect.signature(scwlm.fit).parameters["n_iter"].default
+    out: dict[str, Any] = dict(n_iter=int(n), device=device, progress=True, eval_substeps=st["eval_substeps"])
     out.update(st["config"])
     return out
 

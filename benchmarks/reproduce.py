@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .experiments import EXPERIMENTS, PAPER, QUICK_CHANGES
+from .experiments import BUDGET_SECONDS, EXPERIMENTS, PAPER, PROFILES, QUICK_CHANGES
 
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "results" / "results.jsonl"
 
@@ -186,6 +186,41 @@ def targets(recs: list[dict]) -> list[str]:
     return out
 
 
+def budget_targets(recs: list[dict]) -> list[str]:
+    """The budget-profile targets (defaults, one wall-clock budget per model), met or missed with the margin."""
+    recs = _latest(recs)
+    by = lambda exp: _of(recs, exp)  # noqa: E731
+    rows: list[tuple[str, float, str, float]] = []  # (case, ours, what it must beat, bound)
+    rs = by("oceans_interp")
+    if rs:
+        rows.append(("small vortex interpolation, mean t2–t8", float(np.mean([r["metrics"]["mean"] for r in rs])), "≤ 0.10", 0.10))
+    rs = by("oceans_forecast")
+    if rs:
+        rows.append(("big vortex forecast from t10", float(np.mean([r["metrics"]["from_t10"] for r in rs])), "< 0.10", 0.10))
+        cf = float(np.mean([r["baselines"]["carry_forward"] for r in rs]))
+        rows.append(("big vortex forecast from t0", float(np.mean([r["metrics"]["from_t0"] for r in rs])), f"< carry-forward {cf:.3f}", cf))
+    rs = by("eb_loo")
+    if rs:
+        rows.append(("EB leave-one-out, mean days 1–3", float(np.mean(_per_seed(rs, lambda r: r["metrics"]["w1"]))), "≤ 0.80", 0.80))
+    rs = by("boids")
+    if rs:
+        rows.append(("Boids forecast", float(np.mean([r["metrics"]["forecast"] for r in rs])), "≤ 1.5", 1.5))
+    rs = [r for r in by("gf_sde") if r.get("wlm_variant") == "learnable_friction"]
+    if rs:
+        rows.append(("GF-SDE forecast, mean of paired and unpaired", float(np.mean([r["metrics"]["forecast"] for r in rs])), "≤ 0.20", 0.20))
+    out = []
+    for case, ours, rule, bound in rows:
+        verdict = "**met**" if ours <= bound else "**missed**"
+        out.append(f"- {case}: WLM {ours:.3f}, target {rule} (margin {bound - ours:+.3f}) — {verdict}")
+    walls = {}
+    for r in recs:
+        walls.setdefault(r["experiment"], []).append(r["wall_s"])
+    for exp, ws in sorted(walls.items()):
+        w = float(np.mean(ws))
+        out.append(f"- {exp}: {w:.0f} s per model (budget {BUDGET_SECONDS:.0f} s) — {'**met**' if w <= BUDGET_SECONDS else '**missed**'}")
+    return out
+
+
 def report(recs: list[dict], profile: str) -> str:
     """Markdown tables of the latest result of every (experiment, variant, seed)."""
     recs = _latest(recs)
@@ -211,6 +246,10 @@ def report(recs: list[dict], profile: str) -> str:
             checks = targets(recs)
             if checks:
                 lines += ["Quick-profile targets (WLM must have the lower W1):", "", *checks, ""]
+        if profile == "budget":
+            checks = budget_targets(recs)
+            if checks:
+                lines += ["Budget-profile targets (library defaults, mean over seeds):", "", *checks, ""]
 
     rs = by("oceans_interp")
     if rs:
@@ -331,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "report":
         p = argparse.ArgumentParser(prog="python -m benchmarks.reproduce report")
-        p.add_argument("--profile", nargs="+", default=["quick"], choices=["quick", "paper"])
+        p.add_argument("--profile", nargs="+", default=["quick"], choices=list(PROFILES))
         p.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
         p.add_argument("--page", type=Path, default=None, help="write a complete Markdown page (e.g. docs/benchmarks.md)")
         a = p.parse_args(argv[1:])
@@ -351,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     p = argparse.ArgumentParser(prog="python -m benchmarks.reproduce", description=__doc__.split("\n")[0])
     p.add_argument("--experiment", nargs="+", required=True, choices=sorted(EXPERIMENTS) + ["all"])
-    p.add_argument("--profile", default="quick", choices=["quick", "paper"])
+    p.add_argument("--profile", default="quick", choices=list(PROFILES))
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--device", default="auto")
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
