@@ -193,7 +193,7 @@ def run_ours(name: str, iters: int, warmup: int, device: str, extra: dict, ensem
 
     ``extra`` are WLMConfig overrides (``--options``), applied after the variant's own.
     """
-    from scwlm.core.config import WLMConfig
+    from scwlm.core.config import PAPER_SETTINGS, WLMConfig
     from scwlm.core.snapshots import as_snapshots
     from scwlm.core.trainer import Task, train
     from scwlm.mechanics import _resolve_device
@@ -205,7 +205,8 @@ def run_ours(name: str, iters: int, warmup: int, device: str, extra: dict, ensem
     dev = _resolve_device(device)
     snaps, times, v0 = synthetic(w)
     s = as_snapshots(snaps, times, v0)
-    cfg = WLMConfig.from_kwargs(**{**w["config"], "friction_lr": w["friction_lr"], "dt": w["dt"], "fixed_horizon": True,
+    # the paper's settings (every particle of every snapshot, constant lr, ...), whatever the library defaults
+    cfg = WLMConfig.from_kwargs(**{**PAPER_SETTINGS, **w["config"], "friction_lr": w["friction_lr"], "dt": w["dt"], "fixed_horizon": True,
                                    "progress": False, **spec["config"], **extra})
     friction = None if w["friction"] == "learnable" else float(w["friction"])
     tasks = [Task(s, seed=i, friction=friction) for i in range(ensemble)]

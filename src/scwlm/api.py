@@ -141,7 +141,7 @@ def fit(
     resume
         Path of a checkpoint (written with ``checkpoint_every``/``checkpoint_path``) to continue from.
     **config
-        Any field of :class:`~scwlm.WLMConfig` (paper defaults), e.g. ``hidden``, ``p``,
+        Any field of :class:`~scwlm.WLMConfig` (:meth:`~scwlm.WLMConfig.paper` gives the paper's), e.g. ``hidden``, ``p``,
         ``particles_per_batch``, ``time_features``, ``ema``. Unknown keys raise ``ValueError``.
 
     Returns

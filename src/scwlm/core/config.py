@@ -25,7 +25,7 @@ def _setting(default: Any, group: str) -> Any:
 
 @dataclass(frozen=True)
 class WLMConfig:
-    r"""Settings of a WLM fit, in five groups; defaults are the paper's (appendix C of Guan et al., 2026).
+    r"""Settings of a WLM fit, in five groups; the defaults are the paper's recipe with a particle minibatch.
 
     The config is frozen: derive a changed copy with :meth:`replace`. :meth:`groups` lists the
     settings of every group.
