@@ -179,6 +179,30 @@ def fit(
     return _run(tasks, [snaps] * len(tasks), cfg, n_iter, device, resume, single, [source] * len(tasks))
 
 
+def _datasets(datasets: Any, dtype: str) -> tuple[list[Snapshots], list[str]]:
+    """Validated snapshots of every data set of :func:`fit_many`, and where their velocities come from."""
+    if isinstance(datasets, (str, bytes)) or not isinstance(datasets, Sequence) or not datasets:
+        raise ValueError("datasets must be a non-empty sequence of (snapshots, times[, velocities])")
+    snaps_list, sources = [], []
+    for i, ds in enumerate(datasets):
+        if hasattr(ds, "astuple"):  # a scwlm.datasets.Dataset
+            args = tuple(ds.astuple())
+        elif isinstance(ds, dict):
+            args = (ds.get("snapshots"), ds.get("times"), ds.get("velocities"))
+        elif isinstance(ds, (tuple, list)) and len(ds) in (2, 3):
+            args = tuple(ds) + ((None,) if len(ds) == 2 else ())
+        else:
+            raise ValueError(f"datasets[{i}] must be (snapshots, times[, velocities]) or a dict with those keys")
+        try:
+            snaps, source = _snapshots(*args)
+            check_dtype_range(snaps, dtype)
+            snaps_list.append(snaps)
+            sources.append(source)
+        except ValueError as exc:
+            raise ValueError(f"datasets[{i}]: {exc}") from None
+    return snaps_list, sources
+
+
 def fit_many(
     datasets: Sequence[Any],
     *,
@@ -215,25 +239,7 @@ def fit_many(
     [[0.0, 1.0], [0.0, 1.0, 2.0]]
     """
     cfg = WLMConfig.from_kwargs(**config)
-    if isinstance(datasets, (str, bytes)) or not isinstance(datasets, Sequence) or not datasets:
-        raise ValueError("datasets must be a non-empty sequence of (snapshots, times[, velocities])")
-    snaps_list, sources = [], []
-    for i, ds in enumerate(datasets):
-        if hasattr(ds, "astuple"):  # a scwlm.datasets.Dataset
-            args = tuple(ds.astuple())
-        elif isinstance(ds, dict):
-            args = (ds.get("snapshots"), ds.get("times"), ds.get("velocities"))
-        elif isinstance(ds, (tuple, list)) and len(ds) in (2, 3):
-            args = tuple(ds) + ((None,) if len(ds) == 2 else ())
-        else:
-            raise ValueError(f"datasets[{i}] must be (snapshots, times[, velocities]) or a dict with those keys")
-        try:
-            snaps, source = _snapshots(*args)
-            check_dtype_range(snaps, cfg.dtype)
-            snaps_list.append(snaps)
-            sources.append(source)
-        except ValueError as exc:
-            raise ValueError(f"datasets[{i}]: {exc}") from None
+    snaps_list, sources = _datasets(datasets, cfg.dtype)
     n = len(snaps_list)
     seeds = [_parse_seed(s) for s in _broadcast(random_state, n, "random_state")]
     frictions = [_parse_friction(f) for f in _broadcast(friction, n, "friction")]

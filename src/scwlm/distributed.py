@@ -90,7 +90,7 @@ import torch.distributed as dist
 from . import api as _api
 from .core import trainer as _trainer
 from .core.config import WLMConfig
-from .core.snapshots import Snapshots
+from .core.snapshots import Snapshots, check_dtype_range
 from .core.trainer import Task, TrainResult
 from .mechanics import Mechanics, MechanicsEnsemble, _resolve_device
 
@@ -744,6 +744,7 @@ def fit(
     """
     cfg = WLMConfig.from_kwargs(**config)
     snaps, _ = _api._snapshots(snapshots, times, velocities)
+    check_dtype_range(snaps, cfg.dtype)
     seeds, single = _seeds(random_state, None)
     frictions = [_api._parse_friction(f) for f in _api._broadcast(friction, len(seeds), "friction")]
     tasks = [Task(snaps, seed, fr) for seed, fr in zip(seeds, frictions)]
@@ -780,22 +781,7 @@ def fit_many(
     [[0.0, 1.0], [0.0, 1.0, 2.0]]
     """
     cfg = WLMConfig.from_kwargs(**config)
-    if isinstance(datasets, (str, bytes)) or not isinstance(datasets, Sequence) or not datasets:
-        raise ValueError("datasets must be a non-empty sequence of (snapshots, times[, velocities])")
-    snaps_list = []
-    for i, ds in enumerate(datasets):
-        if hasattr(ds, "astuple"):  # a scwlm.datasets.Dataset
-            args = tuple(ds.astuple())
-        elif isinstance(ds, dict):
-            args = (ds.get("snapshots"), ds.get("times"), ds.get("velocities"))
-        elif isinstance(ds, (tuple, list)) and len(ds) in (2, 3):
-            args = tuple(ds) + ((None,) if len(ds) == 2 else ())
-        else:
-            raise ValueError(f"datasets[{i}] must be (snapshots, times[, velocities]) or a dict with those keys")
-        try:
-            snaps_list.append(_api._snapshots(*args)[0])
-        except ValueError as exc:
-            raise ValueError(f"datasets[{i}]: {exc}") from None
+    snaps_list, _ = _api._datasets(datasets, cfg.dtype)
     n = len(snaps_list)
     seeds, _ = _seeds(_api._broadcast(random_state, n, "random_state"), n)
     frictions = [_api._parse_friction(f) for f in _api._broadcast(friction, n, "friction")]
