@@ -805,6 +805,9 @@ def train(
             subset_generators=subset_generators,
         )
 
+    if cfg.warm_start and reduce_gradients is not None:
+        raise ValueError("warm_start is not supported with data parallelism (reduce_gradients): every rank would "
+                         "fit its own linear mechanics; set warm_start=0")
     if cfg.warm_start and state.iteration == 0:  # damped linear mechanics first
         state.warm_start(make_loss, cfg.warm_start)
     loss = make_loss(state.network)
