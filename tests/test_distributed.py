@@ -44,6 +44,23 @@ def _data(n=40, seed=0):
     return snaps, [0.0, 1.0, 2.0]
 
 
+def _adata(seed=0):
+    """A tiny time course: 4 days x 30 cells, a 2-column X_pca with velocities."""
+    import anndata as ad
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    days = np.repeat(np.arange(4), 30)
+    obs = pd.DataFrame({"day": days}, index=[f"c{i}" for i in range(days.size)])
+    adata = ad.AnnData(np.zeros((days.size, 1), dtype=np.float32), obs=obs)
+    adata.obsm["X_pca"] = rng.normal(size=(days.size, 2)) + np.outer(days, [0.5, 0.0])
+    adata.obsm["velocity_pca"] = np.tile([0.5, 0.0], (days.size, 1)) + 0.1 * rng.normal(size=(days.size, 2))
+    return adata
+
+
+# 2 interior holdouts x 2 seeds = 4 models; 16 particles <= 30 cells: every member draws as many as alone
+LOO_KW = dict(random_state=[0, 1], n_dims=2, n_iter=2, particles_per_batch=16, device="cpu", **TINY)
+
 ENSEMBLE_KW = dict(random_state=[0, 1, 2, 3], n_iter=3, particles_per_batch=16, dropout=0.1, **TINY)
 DATA_KW = dict(random_state=5, n_iter=3, particles_per_batch=16, dropout=0.1, grad_clip=1.0, **TINY)
 
@@ -80,6 +97,10 @@ def _worker(rank: int, scenario: str, port: int, tmp: str) -> None:
             out["failure"] = (str(err), sorted(err.failures))
         finally:
             sd._trainer.train = real
+    elif scenario == "tl":
+        adata = _adata()
+        df = scwlm.tl.leave_one_out(adata, "day", **LOO_KW)
+        out["uns"], out["table"], out["keys"] = adata.uns["wlm_loo"], df, list(adata.uns)
     elif scenario == "data":
         mech = sd.fit(snaps, times, mode="data", device="cpu", out=tmp / "dp", **DATA_KW)
         out["data"] = _states(mech)
@@ -153,6 +174,68 @@ def test_two_ranks_ensemble_equals_single_process(tmp_path):
         assert failed == [1] and "rank 1" in message and "boom on purpose" in message
     assert not (tmp_path / "fail").exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+# ---------------------------------------------------------------------------- the AnnData layer
+def _assert_same(a, b, where="uns"):
+    """Nested .uns entries equal: numbers within 1e-6, strings exact (JSON strings compared parsed)."""
+    import json
+
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for k in a:
+            _assert_same(a[k], b[k], f"{where}/{k}")
+    elif isinstance(a, str):
+        assert isinstance(b, str), where
+        if a[:1] in "{[" and a[-1:] in "}]":
+            _assert_same(json.loads(a), json.loads(b), where)
+        else:
+            assert a == b, where
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same(x, y, f"{where}[{i}]")
+    elif a is None or isinstance(a, bool):
+        assert a == b, where
+    else:
+        x, y = np.asarray(a), np.asarray(b)
+        assert x.shape == y.shape and x.dtype == y.dtype, where
+        if x.dtype.kind in "fc":
+            assert np.allclose(x, y, rtol=0, atol=1e-6, equal_nan=True), f"{where}: {np.max(np.abs(x - y))}"
+        else:
+            assert np.array_equal(x, y), where
+
+
+def test_two_ranks_leave_one_out_writes_the_single_process_entry(tmp_path):
+    res = _spawn("tl", tmp_path)
+    adata = _adata()
+    df = scwlm.tl.leave_one_out(adata, "day", **LOO_KW)
+    ref = adata.uns["wlm_loo"]
+    assert len(ref["model_keys"]) == 4
+    for r in range(WORLD):  # every rank holds the same entry, equal to one process
+        got = res[r]["uns"]
+        _assert_same(got, ref)
+        assert _max_diff(got["models"]["holdout_2_seed_1"], ref["models"]["holdout_2_seed_1"]) <= 1e-6
+        assert np.allclose(res[r]["table"][["w1", "friction"]], df[["w1", "friction"]], rtol=0, atol=1e-6)
+        assert res[r]["keys"] == list(adata.uns)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tl_rank0.pkl", "tl_rank1.pkl"]  # tl wrote no files
+
+
+def test_tl_without_a_launcher_is_the_plain_fit(clean_env):
+    adata = _adata()
+    scwlm.tl.fit_mechanics(adata, "day", n_dims=2, n_iter=2, random_state=3, particles_per_batch=16, device="cpu", **TINY)
+    snaps = [adata.obsm["X_pca"][adata.obs["day"].to_numpy() == d] for d in range(4)]
+    got = adata.uns["wlm"]["model"]
+    st = adata.uns["wlm"]["standardization"]
+    vel = [adata.obsm["velocity_pca"][adata.obs["day"].to_numpy() == d] / st["std"] for d in range(4)]
+    ref = scwlm.fit([(x - st["mean"]) / st["std"] for x in snaps], [0, 1, 2, 3], vel, n_iter=2, random_state=3,
+                    particles_per_batch=16, device="cpu", **TINY).to_state()
+    assert _max_diff(got, ref) == 0.0 and got["meta"] == ref["meta"]
+    # under torchrun one model cannot be split across ranks: a clear error before training
+    _launch(clean_env, RANK=0, WORLD_SIZE=2, MASTER_ADDR="127.0.0.1", MASTER_PORT=_free_port())
+    with pytest.raises(sd.DistributedSetupError, match="1 ensemble members"):
+        scwlm.tl.fit_mechanics(adata, "day", n_dims=2, n_iter=2, key_added="wlm2", device="cpu", **TINY)
+    assert "wlm2" not in adata.uns
 
 
 # ---------------------------------------------------------------------------- data mode

@@ -455,14 +455,16 @@ class GradientAllReduce:
 
 
 # ---------------------------------------------------------------------------- training
-def _wrap(result: TrainResult, tasks: Sequence[Task], snaps_list: Sequence[Snapshots], cfg: WLMConfig) -> list[Mechanics]:
-    """The models of a training run, as :func:`scwlm.fit` builds them."""
+def _wrap(result: TrainResult, tasks: Sequence[Task], snaps_list: Sequence[Snapshots], cfg: WLMConfig,
+          sources: Sequence[str]) -> list[Mechanics]:
+    """The models of a training run, as :func:`scwlm.fit` builds them (the same ``info``)."""
     return [
         Mechanics.from_train_result(
             result, i, cfg,
-            extra_info={"train_times": s.times.tolist(), "friction_mode": "learnable" if t.friction is None else "fixed"},
+            extra_info={"train_times": s.times.tolist(), "friction_mode": "learnable" if t.friction is None else "fixed",
+                        "velocities": src},
         )
-        for i, (t, s) in enumerate(zip(tasks, snaps_list))
+        for i, (t, s, src) in enumerate(zip(tasks, snaps_list, sources))
     ]
 
 
@@ -551,19 +553,21 @@ def _run(
     init_timeout: Any,
     timeout: Any,
     info: dict | None = None,
+    sources: Sequence[str] | None = None,
 ) -> Mechanics | MechanicsEnsemble:
     if mode not in _MODES:
         raise DistributedSetupError(f"mode must be one of {_MODES}, got {mode!r}")
     out = _check_out(out)
+    sources = list(sources) if sources is not None else ["given"] * len(tasks)  # where the velocities come from
     if not launched():  # one process: exactly scwlm.fit / scwlm.fit_many
         dev = _resolve_device(device)
         try:
             result = _trainer.train(tasks, cfg, n_iter=n_iter, device=dev, resume=resume)
         except _trainer.TrainingDivergedError as err:
-            mechs = _wrap(err.result, tasks, snaps_list, cfg)
+            mechs = _wrap(err.result, tasks, snaps_list, cfg, sources)
             err.mechanics = mechs[0] if single else MechanicsEnsemble(mechs)
             raise
-        mechs = _wrap(result, tasks, snaps_list, cfg)
+        mechs = _wrap(result, tasks, snaps_list, cfg, sources)
         for m in mechs:
             m.info.update(info or {})
         models = mechs[0] if single else MechanicsEnsemble(mechs)
@@ -610,7 +614,8 @@ def _run(
             run_cfg = run_cfg.replace(checkpoint_path=_rank_path(cfg.checkpoint_path, rank))
         try:
             result = _trainer.train(my_tasks, run_cfg, n_iter=n_iter, device=dev, resume=_rank_path(resume, rank))
-            payload = [m.to_state() for m in _wrap(result, my_tasks, [snaps_list[i] for i in mine], cfg)]
+            payload = [m.to_state() for m in _wrap(result, my_tasks, [snaps_list[i] for i in mine], cfg,
+                                                     [sources[i] for i in mine])]
         except Exception as exc:  # reported to every rank below
             failure = _failure(exc)
         gathered: list = [None] * world
@@ -624,7 +629,7 @@ def _run(
         try:
             result = _trainer.train(tasks, run_cfg, n_iter=n_iter, device=dev, resume=resume,
                                     data_rank=rank, reduce_gradients=hook)
-            payload = ([m.to_state() for m in _wrap(result, tasks, snaps_list, cfg)] if rinfo.is_main else None,
+            payload = ([m.to_state() for m in _wrap(result, tasks, snaps_list, cfg, sources)] if rinfo.is_main else None,
                        result.history["loss"])
         except _PeerFailed:
             pass
@@ -743,13 +748,14 @@ def fit(
     [0, 1]
     """
     cfg = WLMConfig.from_kwargs(**config)
-    snaps, _ = _api._snapshots(snapshots, times, velocities)
+    snaps, source = _api._snapshots(snapshots, times, velocities)
     check_dtype_range(snaps, cfg.dtype)
     seeds, single = _seeds(random_state, None)
     frictions = [_api._parse_friction(f) for f in _api._broadcast(friction, len(seeds), "friction")]
     tasks = [Task(snaps, seed, fr) for seed, fr in zip(seeds, frictions)]
     return _run(tasks, [snaps] * len(tasks), cfg, n_iter=n_iter, device=device, mode=mode, single=single, out=out,
-                resume=resume, init_timeout=init_timeout, timeout=timeout, info=info)
+                resume=resume, init_timeout=init_timeout, timeout=timeout, info=info,
+                sources=[source] * len(tasks))
 
 
 def fit_many(
@@ -781,10 +787,10 @@ def fit_many(
     [[0.0, 1.0], [0.0, 1.0, 2.0]]
     """
     cfg = WLMConfig.from_kwargs(**config)
-    snaps_list, _ = _api._datasets(datasets, cfg.dtype)
+    snaps_list, sources = _api._datasets(datasets, cfg.dtype)
     n = len(snaps_list)
     seeds, _ = _seeds(_api._broadcast(random_state, n, "random_state"), n)
     frictions = [_api._parse_friction(f) for f in _api._broadcast(friction, n, "friction")]
     tasks = [Task(s, seed, fr) for s, seed, fr in zip(snaps_list, seeds, frictions)]
     return _run(tasks, snaps_list, cfg, n_iter=n_iter, device=device, mode=mode, single=False, out=out,
-                resume=resume, init_timeout=init_timeout, timeout=timeout, info=info)
+                resume=resume, init_timeout=init_timeout, timeout=timeout, info=info, sources=sources)

@@ -68,6 +68,15 @@ def fit_mechanics(
     all cells up to 5,000 per snapshot and otherwise estimated on seeded subsamples of 5,000
     (``metrics`` records which).
 
+    **Several processes.** Started by ``torchrun`` (:func:`scwlm.distributed.launched`), training goes
+    through :func:`scwlm.distributed.fit` (``mode="ensemble"``; without a launcher it is
+    :func:`scwlm.fit` in this process). Ensemble mode splits the members of an ensemble across
+    ranks, but this function fits one model (one seed), which cannot be split: with more than one
+    rank it raises
+    :class:`~scwlm.distributed.DistributedSetupError` before training. Use :func:`leave_one_out`
+    (several holdouts and seeds across ranks) or :func:`scwlm.distributed.fit` with
+    ``mode="data"`` for one model on several processes. Nothing is written to disk here.
+
     Time labels (``adata.obs[time_key]``): numbers (int/float column) are the times. Labels that all
     parse as numbers (categories or strings such as ``"12"``, ``"35"``) use those numbers; an ordered
     categorical must then list them in increasing order. Other ordered categoricals use the
@@ -166,7 +175,7 @@ def fit_mechanics(
     >>> scwlm.tl.get_mechanics(adata).dim
     2
     """
-    from ..api import fit
+    fit = _fit_function("fit")
 
     if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
         raise ValueError(f"random_state must be an integer, got {random_state!r} (use leave_one_out for several seeds)")
@@ -186,7 +195,7 @@ def fit_mechanics(
     metrics = None
     if held:
         ev = mech.evaluate(snaps, times, vels, protocol="interpolate", holdout=held, chunk_size=ROLLOUT_CHUNK_SIZE)
-        progress = None if cfg.progress else False
+        progress = None if cfg.progress and _is_main_rank() else False
         base = [interpolation_baselines(snaps, times, h, held, progress=progress) for h in held]
         w1 = np.asarray(ev["w1"], dtype=np.float64)
         mc = np.asarray([b["w1_mccann"] for b in base])
@@ -217,3 +226,25 @@ def fit_mechanics(
     out = adata.copy() if copy else adata
     write_record(out, key_added, record)
     return out if copy else None
+
+
+def _fit_function(name: str):
+    """``scwlm.api.<name>`` in one process; ``scwlm.distributed.<name>`` (``mode="ensemble"``) under torchrun.
+
+    Looked up at call time. Without a launcher the distributed functions are the plain ones too;
+    calling those directly keeps the single-process path exactly as it was.
+    """
+    import functools
+
+    from .. import api, distributed
+
+    if distributed.launched():
+        return functools.partial(getattr(distributed, name), mode="ensemble")
+    return getattr(api, name)
+
+
+def _is_main_rank() -> bool:
+    """Whether this process is rank 0 of a ``torch.distributed`` job, or not in one (it shows progress)."""
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0

@@ -54,6 +54,14 @@ def leave_one_out(
     unless given), so memory does not grow with the square of the number of cells. All ``len(holdouts) * len(seeds)`` models are trained in one
     vectorised run (:func:`scwlm.fit_many`). Data preparation is that of :func:`fit_mechanics`.
 
+    **Several processes.** Started by ``torchrun --nproc-per-node N`` (:func:`scwlm.distributed.launched`),
+    training goes through :func:`scwlm.distributed.fit_many` (``mode="ensemble"``): the ``len(holdouts) * len(seeds)`` models (a multiple of
+    ``N``) are split into equal blocks, one per rank, and gathered on every rank, so every rank
+    evaluates all of them and writes the same ``adata.uns[key_added]`` into its own in-memory AnnData
+    (equal to the single-process entry when ``particles_per_batch`` is at most the smallest snapshot);
+    only rank 0 shows progress bars. Nothing is written to disk here: write the AnnData on rank 0 alone
+    (``docs/scaling.md``). Without a launcher it is :func:`scwlm.fit_many` in this process, as before.
+
     Parameters
     ----------
     adata
@@ -102,7 +110,9 @@ def leave_one_out(
     ...                             particles_per_batch=1024)  # doctest: +SKIP
     >>> df.groupby("holdout")[["w1", "w1_mccann"]].mean()  # doctest: +SKIP
     """
-    from ..api import fit_many
+    from ._fit import _fit_function, _is_main_rank
+
+    fit_many = _fit_function("fit_many")
 
     check_key_added(key_added)
     seeds = list(np.asarray(random_state).reshape(-1)) if isinstance(random_state, (list, tuple, np.ndarray)) else [random_state]
@@ -129,9 +139,9 @@ def leave_one_out(
         for s in seeds:
             datasets.append(([snaps[i] for i in train], times[train], [vels[i] for i in train]))
             rows.append((h, s))
-    ens = fit_many(datasets, random_state=[s for _, s in rows], friction=friction, n_iter=n_iter, device=device,
-                   **engine_config)
-    progress = None if cfg.progress else False
+    ens = fit_many(datasets, random_state=[s for _, s in rows], friction=friction, n_iter=n_iter,
+                   device=device, **engine_config)  # one process unless launched by torchrun
+    progress = None if cfg.progress and _is_main_rank() else False
     base = {h: interpolation_baselines(snaps, times, h, [h], progress=progress) for h in held}
     records, methods, draw_se, settings = [], [], [], {}
     for (h, s), mech in zip(rows, ens):
