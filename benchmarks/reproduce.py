@@ -362,7 +362,11 @@ three seeds of it take about 5 minutes here — the time line below has the meas
 iterations (and, where listed, the particles per iteration, the network width or the initial friction)
 so that all five experiments run in about 45 minutes on 2 CPU cores;
 its numbers show that the method works, not what it reaches with the paper's budget. The paper
-profile uses the paper's settings and iteration counts and is meant for a GPU.
+profile uses the paper's settings (`WLMConfig.paper()`) and iteration counts and is meant for a GPU.
+The budget profile (`--profile budget`) runs every experiment with the library's defaults — only the
+settings that describe the data or the physics are given (`BUDGET` in `benchmarks/experiments.py`) —
+and `scwlm.fit`'s default iteration count; its report checks the targets and a budget of 600 s of
+training per model on 2 CPU cores.
 """
 
 

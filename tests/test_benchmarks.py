@@ -24,6 +24,22 @@ def test_profiles_record_their_settings():
         settings("eb_loo", "fast")
 
 
+def test_paper_profile_is_the_paper_preset_and_budget_profile_only_describes_the_data():
+    from scwlm.core.config import PAPER_SETTINGS
+
+    paper, budget = settings("boids", "paper"), settings("boids", "budget")
+    assert {k: paper["config"][k] for k in PAPER_SETTINGS if k != "p"} == {k: v for k, v in PAPER_SETTINGS.items() if k != "p"}
+    assert budget["config"] == {"p": 1} and budget["n_iter"] is None  # scwlm.fit's default count
+
+
+def test_budget_report_checks_targets_and_the_wall_time_budget():
+    rec = {"experiment": "oceans_interp", "variant": "wlm", "seed": 0, "wall_s": 700.0,
+           "metrics": {"mean": 0.08}, "baselines": {"mccann_mean": 0.235}}
+    lines = reproduce.budget_targets([rec, {**rec, "seed": 1, "wall_s": 400.0, "metrics": {"mean": 0.14}}])
+    assert any("mean t2–t8: WLM 0.110, target ≤ 0.10" in line and "missed" in line for line in lines)
+    assert any(line.startswith("- oceans_interp: 550 s per model (budget 600 s)") and "met" in line for line in lines)
+
+
 @pytest.mark.data
 def test_harness_runs_and_reports(tmp_path):
     if data_dir() is None:
