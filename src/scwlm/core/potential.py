@@ -98,6 +98,15 @@ def _products(x: Tensor, low: bool):
     return torch.autocast(device_type=x.device.type, dtype=torch.bfloat16)
 
 
+def quadratic_forces(x: Tensor, quad_w: Tensor, quad_b: Tensor) -> Tensor:
+    r"""Forces :math:`-(A x + b)` of the one-body term :math:`\tfrac12 x^\top A x + b^\top x`, ``A = sym(quad_w)``.
+
+    ``x (E, N, d)``, ``quad_w (E, d, d)``, ``quad_b (E, d)``.
+    """
+    A = 0.5 * (quad_w + quad_w.transpose(1, 2))
+    return -(x @ A + quad_b.unsqueeze(1))
+
+
 @dataclass
 class DropoutMasks:
     """Dropout masks of one force evaluation (already scaled by ``1 / (1 - p)``).
@@ -371,8 +380,7 @@ class SetPotential(nn.Module):
             dh = self._analytic_blocks(h, masks, dt)
         out = -(dh @ self.in_w[:, :, : self.dim])
         if self.quadratic:
-            A = 0.5 * (self.quad_w + self.quad_w.transpose(1, 2))
-            out = out - (x @ A + self.quad_b.unsqueeze(1))
+            out = out + quadratic_forces(x, self.quad_w, self.quad_b)
         return out
 
     def _analytic_blocks(self, h: Tensor, masks: DropoutMasks | None, dt: torch.dtype) -> Tensor:
