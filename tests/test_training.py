@@ -250,6 +250,22 @@ def test_cosine_schedule_with_warmup():
     assert all(lr_factor(WLMConfig(), i, 20) == 1.0 for i in range(20))  # the paper: constant
 
 
+def test_warm_up_reaches_the_peak_lr_and_stays_there_with_a_constant_schedule(drifting, monkeypatch):
+    import scwlm.core.trainer as trainer
+
+    lrs = []
+    original = trainer.TrainingState.apply
+
+    def spy(self, it):
+        original(self, it)
+        lrs.append(self.optimizer.param_groups[0]["lr"])
+
+    monkeypatch.setattr(trainer.TrainingState, "apply", spy)
+    snaps, times = drifting
+    scwlm.fit(snaps, times, n_iter=6, lr=1e-3, lr_warmup=4, **TINY)
+    assert lrs == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+
+
 def test_observed_anchoring_starts_rollouts_at_snapshots_with_velocities(monkeypatch):
     # record the times at which training rollouts start
     import scwlm.core.trainer as trainer

@@ -43,7 +43,7 @@ from .config import WLMConfig
 from .divergence import SinkhornDivergence, blur_heuristic, point_cloud_diameter
 from .friction import Friction
 from .integrate import leapfrog
-from .potential import DropoutMasks, SetPotential
+from .potential import DropoutMasks, SetPotential, quadratic_forces
 from .snapshots import Snapshots
 
 __all__ = [
@@ -225,8 +225,7 @@ class LinearForces(torch.nn.Module):
 
     def forces(self, x: Tensor, t: Tensor | None = None, *, masks=None, create_graph: bool = True, impl: str = "autograd",
                precision: str = "float32") -> Tensor:
-        A = 0.5 * (self.quad_w + self.quad_w.transpose(1, 2))
-        return -(x @ A + self.quad_b.unsqueeze(1))
+        return quadratic_forces(x, self.quad_w, self.quad_b)
 
 
 #: learning rate of the warm start's linear model and friction (few parameters, few iterations)
@@ -508,8 +507,8 @@ class TrainingState:
 
     def apply(self, it: int) -> None:
         """The optimiser step (line 4) and the EMA update (line 5) of iteration ``it``."""
-        factor = lr_factor(self.cfg, it, self.n_iter)
-        if factor != 1.0 or self.cfg.lr_schedule != "constant":
+        if self.cfg.lr_warmup or self.cfg.lr_schedule != "constant":  # else the lr never changes
+            factor = lr_factor(self.cfg, it, self.n_iter)
             for g, base in zip(self.optimizer.param_groups, self.base_lrs):
                 g["lr"] = base * factor
         self.optimizer.step()
