@@ -75,6 +75,42 @@ _CHUNK_ELEMENTS = 1 << 20
 WARM_START_STEPS = 5
 #: problem shapes whose dual potentials a warm-starting divergence keeps (least recently used dropped)
 _WARM_START_SHAPES = 64
+#: scratch memory a divergence keeps between calls (cost matrices of the annealing loop, soft-min blocks)
+_WORKSPACE_BYTES = 1 << 29
+
+
+class _Workspace:
+    """Scratch buffers reused across calls, one per name, dtype and device, grown on demand.
+
+    Training asks for cost matrices of the same shapes every iteration. Fresh allocations of that
+    size are mapped and unmapped by the C allocator at every call, and the page faults of touching
+    them again cost as much as a sizeable share of the arithmetic (measured in
+    ``benchmarks/results/sweeps.md``). Buffers are kept up to :data:`_WORKSPACE_BYTES` in all;
+    larger requests get fresh memory each time.
+    """
+
+    def __init__(self, limit: int = _WORKSPACE_BYTES) -> None:
+        self.limit = int(limit)
+        self._bufs: dict[tuple, Tensor] = {}
+
+    def take(self, name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+        """A contiguous tensor of ``shape`` (uninitialised) backed by the buffer ``name``."""
+        numel = math.prod(shape)
+        key = (name, dtype, device)
+        buf = self._bufs.get(key)
+        if buf is None or buf.numel() < numel:
+            buf = torch.empty(numel, dtype=dtype, device=device)
+            kept = sum(b.numel() * b.element_size() for k, b in self._bufs.items() if k != key)
+            if kept + buf.numel() * buf.element_size() <= self.limit:
+                self._bufs[key] = buf
+            else:
+                self._bufs.pop(key, None)
+        return buf[:numel].view(shape)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held between calls."""
+        return sum(b.numel() * b.element_size() for b in self._bufs.values())
 
 
 @functools.lru_cache(maxsize=1)
@@ -104,6 +140,88 @@ def _cost(x: Tensor, y: Tensor, p: int, low: bool = False) -> Tensor:
     if p == 1:
         return torch.sqrt(torch.clamp_min(d2, 1e-8))
     return d2 / 2
+
+
+def _cost_into(out: Tensor, x: Tensor, y: Tensor, p: int) -> Tensor:
+    """:func:`_cost` written into ``out (B, n, m)`` in place (the same float operations, no temporaries)."""
+    torch.bmm(x, y.transpose(1, 2), out=out)
+    out.mul_(-2).add_((x * x).sum(-1).unsqueeze(2)).add_((y * y).sum(-1).unsqueeze(1))
+    return out.clamp_min_(1e-8).sqrt_() if p == 1 else out.div_(2)
+
+
+def _blocks(B: int, n: int, m: int):
+    """``(b0, b1, r0, r1)`` blocks of the rows of ``B`` problems of ``n x m`` entries, about
+    :data:`_CHUNK_ELEMENTS` entries each (several whole problems, or rows of one)."""
+    if n * m <= _CHUNK_ELEMENTS:
+        step = max(1, _CHUNK_ELEMENTS // (n * m))
+        for b0 in range(0, B, step):
+            yield b0, min(B, b0 + step), 0, n
+    else:
+        rows = max(1, _CHUNK_ELEMENTS // m)
+        for b in range(B):
+            for r0 in range(0, n, rows):
+                yield b, b + 1, r0, min(n, r0 + rows)
+
+
+def _softmin_blocks(x: Tensor, y: Tensor, h: Tensor, eps: Tensor, p: int, ws: _Workspace) -> Tensor:
+    r"""``-eps log sum_j exp(h_j - C(x_i, y_j) / eps)`` ``(B, n)`` in cache-sized blocks of ``ws`` (no gradient)."""
+    B, n, m = x.shape[0], x.shape[1], y.shape[1]
+    f = torch.empty(B, n, dtype=x.dtype, device=x.device)
+    neg_inv = -1.0 / eps.view(-1, 1, 1)
+    for b0, b1, r0, r1 in _blocks(B, n, m):
+        z = ws.take("extrapolation", (b1 - b0, r1 - r0, m), x.dtype, x.device)
+        _cost_into(z, x[b0:b1, r0:r1], y[b0:b1], p)
+        torch.addcmul(h[b0:b1].unsqueeze(1), z, neg_inv[b0:b1], out=z)
+        mx = z.amax(-1, keepdim=True)
+        z.sub_(mx).exp_()
+        f[b0:b1, r0:r1] = (z.sum(-1).log_() + mx.squeeze(-1)).mul_(-eps[b0:b1].view(-1, 1))
+    return f
+
+
+class _Extrapolation(torch.autograd.Function):
+    r"""The last soft-min of the loop, :math:`f_i = -\varepsilon\log\sum_j \exp(h_j - C(x_i, y_j)/\varepsilon)`,
+    differentiable in ``x`` (``y``, ``h`` and ``eps`` are constants).
+
+    Its gradient is :math:`\partial f_i/\partial x_i = \sum_j P_{ij}\,\nabla_x C(x_i, y_j)` with the
+    soft-max weights :math:`P_{ij} = \exp(h_j - C_{ij}/\varepsilon + f_i/\varepsilon)`: for ``p=2``
+    :math:`x_i\sum_j P_{ij} - (Py)_i`, for ``p=1`` the same with :math:`W = P / C` (zero where the
+    squared distance is clamped). Forward and backward run in cache-sized blocks of a workspace,
+    so no ``(B, n, m)`` tensor is allocated or kept for the backward pass; the values and gradients
+    are those of autograd through :func:`_cost` and ``logsumexp`` (tested).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, y: Tensor, h: Tensor, eps: Tensor, p: int, ws: _Workspace) -> Tensor:
+        f = _softmin_blocks(x, y, h, eps, p, ws)
+        ctx.save_for_backward(x, y, h, eps, f)
+        ctx.p, ctx.ws = p, ws
+        return f
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_f: Tensor):
+        x, y, h, eps, f = ctx.saved_tensors
+        B, n, m = x.shape[0], x.shape[1], y.shape[1]
+        grad = torch.empty_like(x)
+        inv = 1.0 / eps.view(-1, 1, 1)
+        for b0, b1, r0, r1 in _blocks(B, n, m):
+            xb, yb = x[b0:b1, r0:r1], y[b0:b1]
+            shift = (f[b0:b1, r0:r1] * inv[b0:b1].view(-1, 1)).unsqueeze(-1)  # f_i / eps
+            c = ctx.ws.take("extrapolation", (b1 - b0, r1 - r0, m), x.dtype, x.device)
+            if ctx.p == 2:
+                w = _cost_into(c, xb, yb, 2)
+                torch.addcmul(h[b0:b1].unsqueeze(1), c, -inv[b0:b1], out=w).add_(shift).exp_()
+            else:
+                torch.bmm(xb, yb.transpose(1, 2), out=c)
+                c.mul_(-2).add_((xb * xb).sum(-1).unsqueeze(2)).add_((yb * yb).sum(-1).unsqueeze(1))
+                clamped = c < 1e-8  # clamp_min passes no gradient there
+                c.clamp_min_(1e-8).sqrt_()
+                w = ctx.ws.take("extrapolation_weights", c.shape, x.dtype, x.device)
+                torch.addcmul(h[b0:b1].unsqueeze(1), c, -inv[b0:b1], out=w).add_(shift).exp_()
+                w.div_(c).masked_fill_(clamped, 0.0)
+            g = grad_f[b0:b1, r0:r1].unsqueeze(-1)
+            grad[b0:b1, r0:r1] = (xb * w.sum(-1, keepdim=True) - torch.bmm(w, yb)) * g
+        return grad, None, None, None, None, None
 
 
 def epsilon_schedule(p: int, diameter: float, blur: float, scaling: float) -> list[float]:
@@ -200,28 +318,40 @@ def sinkhorn_tensorized(
 def _sinkhorn_tensorized(
     a: Tensor, x: Tensor, b: Tensor, y: Tensor, *, p: int, blur, scaling: float, diameter, low: bool = False,
     init: tuple[Tensor, Tensor, Tensor, Tensor] | None = None, tail: int | None = None,
+    workspace: _Workspace | None = None,
 ) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor, Tensor], int]:
     r""":func:`sinkhorn_tensorized`, optionally warm-started; also returns the dual potentials and step count.
 
     ``init`` are dual potentials ``(f_ba, g_ab, f_aa, g_bb)`` of an earlier call of the same shape
     (then only the last ``tail`` temperatures of every schedule are iterated, and the soft-min
     at the diameter is skipped). Returns the divergences, the final (detached) potentials and
-    the number of :math:`\varepsilon`-steps of the loop.
+    the number of :math:`\varepsilon`-steps of the loop. ``workspace`` keeps the scratch memory
+    between calls (a fresh one by default).
     """
     B, n, m = x.shape[0], x.shape[1], y.shape[1]
+    ws = _Workspace() if workspace is None else workspace
     eps_t, active = _schedules(p, diameter, blur, scaling, B, x.dtype, x.device, tail=tail if init is not None else None)
     a_log, b_log = _log_weights(a), _log_weights(b)
     with torch.no_grad():
         xd, yd = x.detach(), y.detach()
-        c_xy = _cost(xd, yd, p, low)
-        # the four problems of an iteration: x<-y (f_ba), y<-x (g_ab), x<-x (f_aa), y<-y (g_bb)
+        # the four problems of an iteration: x<-y (f_ba), y<-x (g_ab), x<-x (f_aa), y<-y (g_bb),
+        # their cost matrices written once into the workspace
+        def cost(C: Tensor, u: Tensor, v: Tensor) -> Tensor:
+            return C.copy_(_cost(u, v, p, True)) if low else _cost_into(C, u, v, p)
+
         if n == m:
-            groups = [(torch.cat([c_xy, c_xy.transpose(1, 2), _cost(xd, xd, p, low), _cost(yd, yd, p, low)]), (0, 1, 2, 3))]
+            C = ws.take("costs", (4 * B, n, m), x.dtype, x.device)
+            cost(C[:B], xd, yd)
+            C[B : 2 * B].copy_(C[:B].transpose(1, 2))
+            cost(C[2 * B : 3 * B], xd, xd)
+            cost(C[3 * B :], yd, yd)
+            groups = [(C, (0, 1, 2, 3))]
         else:
-            groups = [(c_xy, (0,)), (c_xy.transpose(1, 2).contiguous(), (1,)), (_cost(xd, xd, p, low), (2,)),
-                      (_cost(yd, yd, p, low), (3,))]
-        del c_xy
-        work = torch.empty(min(max(1, _CHUNK_ELEMENTS // (n * m)), 4 * B) * max(n, m) ** 2, dtype=x.dtype, device=x.device)
+            c_xy = cost(ws.take("cost_xy", (B, n, m), x.dtype, x.device), xd, yd)
+            groups = [(c_xy, (0,)), (ws.take("cost_yx", (B, m, n), x.dtype, x.device).copy_(c_xy.transpose(1, 2)), (1,)),
+                      (cost(ws.take("cost_xx", (B, n, n), x.dtype, x.device), xd, xd), (2,)),
+                      (cost(ws.take("cost_yy", (B, m, m), x.dtype, x.device), yd, yd), (3,))]
+        work = ws.take("softmin", (min(max(1, _CHUNK_ELEMENTS // (n * m)), 4 * B) * max(n, m) ** 2,), x.dtype, x.device)
 
         def softmins(eps: Tensor, h: list[Tensor]) -> list[Tensor]:
             """``-eps log sum_j exp(h_j - C_ij / eps)`` for the four problems; ``eps`` is ``(B,)``."""
@@ -261,16 +391,21 @@ def _sinkhorn_tensorized(
         del groups, work
     eps = eps_t[-1].view(-1, 1)
 
-    def softmin(cost: Tensor, h: Tensor) -> Tensor:
-        return -eps * torch.addcmul(h.unsqueeze(-2), cost, (-1.0 / eps).unsqueeze(-1)).logsumexp(-1)
+    def softmin(u: Tensor, v: Tensor, h: Tensor) -> Tensor:
+        if h.requires_grad:  # weights that carry a gradient: autograd through the dense step
+            return -eps * torch.addcmul(h.unsqueeze(-2), _cost(u, v, p), (-1.0 / eps).unsqueeze(-1)).logsumexp(-1)
+        if not (torch.is_grad_enabled() and u.requires_grad):
+            with torch.no_grad():
+                return _softmin_blocks(u, v, h, eps, p, ws)
+        return _Extrapolation.apply(u, v, h, eps, p, ws)
 
     # last extrapolation, with the gradient (GeomLoss' convention: the second argument is detached);
     # the y-side potentials carry a gradient only when y requires one (targets usually do not)
-    f_ba_new = softmin(_cost(x, yd, p), b_log + g_ab / eps)
-    f_aa_new = softmin(_cost(x, xd, p), a_log + f_aa / eps)
+    f_ba_new = softmin(x, yd, b_log + g_ab / eps)
+    f_aa_new = softmin(x, xd, a_log + f_aa / eps)
     with torch.set_grad_enabled(torch.is_grad_enabled() and y.requires_grad):
-        g_ab_new = softmin(_cost(y, xd, p), a_log + f_ba / eps)
-        g_bb_new = softmin(_cost(y, yd, p), b_log + g_bb / eps)
+        g_ab_new = softmin(y, xd, a_log + f_ba / eps)
+        g_bb_new = softmin(y, yd, b_log + g_bb / eps)
     value = (a * (f_ba_new - f_aa_new)).sum(1) + (b * (g_ab_new - g_bb_new)).sum(1)
     return value, (f_ba, g_ab, f_aa, g_bb), int(active.shape[0])
 
@@ -407,6 +542,7 @@ class SinkhornDivergence:
         self.last_backend: str | None = None
         self.n_calls, self.total_steps = 0, 0
         self._duals: collections.OrderedDict = collections.OrderedDict()
+        self._workspace = _Workspace()
 
     def reset_warm_start(self) -> None:
         """Forget the dual potentials kept for warm starts (the next calls start cold)."""
@@ -422,7 +558,7 @@ class SinkhornDivergence:
                 self._duals.move_to_end(key)
         value, duals, steps = _sinkhorn_tensorized(
             a, x, b, y, p=self.p, blur=blurs, scaling=self.scaling, diameter=diams, low=self.autocast,
-            init=init, tail=self.warm_start or None,
+            init=init, tail=self.warm_start or None, workspace=self._workspace,
         )
         if key is not None:
             self._duals[key] = duals
@@ -483,15 +619,9 @@ class SinkhornDivergence:
         for i in range(0, B, chunk):
             j = min(B, i + chunk)
             if backend == "tensorized":
-                if not (self.autocast or self.warm_start):
-                    out.append(sinkhorn_tensorized(
-                        a[i:j], x[i:j], b[i:j], y[i:j], p=self.p, blur=blurs[i:j], scaling=self.scaling, diameter=diams[i:j]
-                    ))
-                    steps += max(epsilon_steps(self.p, d, bl, self.scaling) for d, bl in zip(diams[i:j], blurs[i:j]))
-                else:
-                    value, n_steps = self._tensorized(a[i:j], x[i:j], b[i:j], y[i:j], blurs[i:j], diams[i:j], i)
-                    out.append(value)
-                    steps += n_steps
+                value, n_steps = self._tensorized(a[i:j], x[i:j], b[i:j], y[i:j], blurs[i:j], diams[i:j], i)
+                out.append(value)
+                steps += n_steps
                 continue
             # GeomLoss' loop: the same schedule, unknown when it measures the diameter itself
             steps = None if (diams is None or steps is None) else steps + max(
