@@ -193,7 +193,7 @@ def run_one(cells_per_time: int, *, n_times: int = 5, n_pcs: int = 30, n_dims: i
         if dev_type == "cuda":
             torch.cuda.synchronize()
 
-    def tick(it: int) -> None:
+    def tick(it: int, *_: Any) -> None:
         sync()
         stamps.append(time.perf_counter())
 

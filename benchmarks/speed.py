@@ -213,7 +213,7 @@ def run_ours(name: str, iters: int, warmup: int, device: str, extra: dict, ensem
     stamps: list[float] = []
     stats = _install_levers(spec["levers"])
 
-    def tick(it: int) -> None:
+    def tick(it: int, *_: Any) -> None:
         _sync(dev)
         stamps.append(time.perf_counter())
 

@@ -5,6 +5,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import data_dir
@@ -132,3 +133,45 @@ def test_gpu_check_script_runs_tiny_on_cpu(tmp_path):
     assert {(r.get("variant"), r.get("ensemble", 1)) for r in rows} >= {("fp32", 1), ("bf16", 1), ("fp32", 2)}
     assert "| oceans_small_interp |" in table and "(E=2)" in table and "TODO (not built)" in table
     assert "authors' code is not measured" in proc.stderr
+
+
+# ---------------------------------------------------------------------------- time to accuracy
+def test_time_to_accuracy_clock_excludes_evaluations_and_marks_geometric_times(monkeypatch):
+    from benchmarks import time_to_accuracy as tta
+
+    now = [0.0]
+    monkeypatch.setattr(tta.time, "perf_counter", lambda: now[0])
+    clock = tta._Clock(10.0, first=2.0, ratio=2.0)  # marks 2, 4, 8, 10
+    seen = []
+    for step in range(12):
+        now[0] += 1.0                     # one second of training
+        due, spent = clock.tick()
+        if due:
+            seen.append(clock.elapsed)
+            now[0] += 100.0               # a long evaluation, not counted
+            clock.resume()
+        if spent:
+            break
+    assert seen == [2.0, 4.0, 8.0, 10.0] and clock.elapsed == 10.0
+
+
+@pytest.mark.skipif(data_dir() is None, reason="needs SCWLM_DATA_DIR (the small vortex)")
+def test_time_to_accuracy_curve_of_our_defaults(capsys):
+    from benchmarks import time_to_accuracy as tta
+
+    r = tta.run_ours("oceans_interp", "defaults", seconds=1.0, seed=0)
+    cur = r["curve"]
+    assert r["n_iter"] == 2000 and cur and cur[-1]["seconds"] >= 1.0
+    assert [p["iteration"] for p in cur] == sorted({p["iteration"] for p in cur})
+    assert all(len(p["w1"]) == 4 and np.isfinite(p["w1_mean"]) for p in cur)  # t2, t4, t6, t8
+    text = tta.table([r], {"oceans_interp": tta.baselines("oceans_interp")})
+    assert "| oceans_interp | defaults |" in text
+
+
+@pytest.mark.skipif(not os.environ.get("SCWLM_AUTHORS_SRC") or data_dir() is None,
+                    reason="set SCWLM_AUTHORS_SRC to a checkout of guanton/WLM and SCWLM_DATA_DIR")
+def test_time_to_accuracy_curve_of_the_authors_code():
+    from benchmarks import time_to_accuracy as tta
+
+    r = tta.run_authors("oceans_interp", seconds=1.0, seed=0, src=os.environ["SCWLM_AUTHORS_SRC"])
+    assert r["curve"] and np.isfinite(r["curve"][-1]["w1_mean"]) and r["curve"][-1]["iteration"] >= 1

@@ -740,7 +740,9 @@ def train(
         Path of a checkpoint written by an earlier call with ``checkpoint_every``; training
         continues from it up to ``n_iter`` and gives the same result as an uninterrupted run.
     callback
-        Optional ``callback(iteration)`` called after every optimizer step (e.g. for timing).
+        Optional ``callback(iteration, current)`` called after every optimizer step (e.g. for
+        timing); ``current()`` returns the :class:`TrainResult` of the weights so far (e.g. to
+        evaluate a model during training; it copies the weights, so call it only when needed).
     data_rank
         For data parallelism (:mod:`scwlm.distributed`): rank ``r > 0`` draws its particle
         minibatches from its own stream (seeded by the model's seed and ``r``) and everything else
@@ -811,7 +813,10 @@ def train(
         state.warm_start(make_loss, cfg.warm_start)
     loss = make_loss(state.network)
     sync_every = _sync_interval(device, cfg)
-    monitor = Monitor(state, n_iter, progress=cfg.progress, sync_every=sync_every, result=lambda: state.result(info))
+    def current() -> TrainResult:
+        return state.result(info)
+
+    monitor = Monitor(state, n_iter, progress=cfg.progress, sync_every=sync_every, result=current)
     try:
         for it in range(state.iteration, n_iter):
             losses = loss(it)                      # lines 1-3
@@ -826,7 +831,7 @@ def train(
                 monitor.flush()                    # raises if any iteration since the last flush diverged
             monitor.bar.update(1)
             if callback is not None:
-                callback(it)
+                callback(it, current)
             if checkpoint:
                 state.save(cfg.checkpoint_path, fingerprint)
     finally:
