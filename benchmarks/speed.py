@@ -188,10 +188,11 @@ def _sync(device) -> None:
 
 
 def run_ours(name: str, iters: int, warmup: int, device: str, extra: dict, ensemble: int = 1,
-             variant: str | None = None) -> dict:
+             variant: str | None = None, ops: int = 0) -> dict:
     """Time our trainer on a workload (``ensemble`` models in one vectorised run, with a variant's levers).
 
-    ``extra`` are WLMConfig overrides (``--options``), applied after the variant's own.
+    ``extra`` are WLMConfig overrides (``--options``), applied after the variant's own; ``ops > 0``
+    records the operators with the most self time (``res["ops"]``; the times are then under the profiler).
     """
     from scwlm.core.config import PAPER_SETTINGS, WLMConfig
     from scwlm.core.snapshots import as_snapshots
@@ -210,7 +211,7 @@ def run_ours(name: str, iters: int, warmup: int, device: str, extra: dict, ensem
                                    "progress": False, **spec["config"], **extra})
     friction = None if w["friction"] == "learnable" else float(w["friction"])
     tasks = [Task(s, seed=i, friction=friction) for i in range(ensemble)]
-    stamps: list[float] = []
+    stamps = _Stamps(warmup, ops)
     stats = _install_levers(spec["levers"])
 
     def tick(it: int, *_: Any) -> None:
@@ -222,6 +223,7 @@ def run_ours(name: str, iters: int, warmup: int, device: str, extra: dict, ensem
     finally:
         stats["restore"]()
     res = _summary(per, dev, name, "ours", extra, ensemble)
+    res["ops"] = stamps.operators()
     steps = [st for st in stats["steps"] if st is not None]
     timed = steps[warmup:] or steps  # one loss call per iteration
     res["eps_steps"] = float(np.mean(timed)) if timed else None
@@ -236,6 +238,49 @@ def run_ours(name: str, iters: int, warmup: int, device: str, extra: dict, ensem
         res["compiled"] = all(c.compiled for c in stats["compiled"])
         res["compile_note"] = "; ".join(c.note for c in stats["compiled"])
     return res
+
+
+class _Stamps(list):
+    """Per-iteration time stamps; with ``ops > 0`` also the operator profile (torch.profiler) of the
+    iterations after the warm-up, started when the warm-up's last stamp is appended."""
+
+    def __init__(self, warmup: int, ops: int = 0) -> None:
+        super().__init__()
+        self.warmup, self.ops, self._prof = warmup, int(ops), None
+
+    def append(self, t: float) -> None:
+        super().append(t)
+        if self.ops and self._prof is None and len(self) == max(1, self.warmup):
+            from torch.profiler import ProfilerActivity, profile
+
+            import torch
+
+            acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+            self._prof = profile(activities=acts)
+            self._prof.__enter__()
+
+    def operators(self) -> list[dict] | None:
+        """The ``ops`` operators with the most self time, per profiled iteration (``None`` without ``ops``)."""
+        if self._prof is None:
+            return None
+        self._prof.__exit__(None, None, None)
+        n = max(1, len(self) - max(1, self.warmup))
+        rows = sorted(self._prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+        total = sum(e.self_cpu_time_total for e in rows) or 1.0
+        return [{"op": e.key, "self_s_per_iter": e.self_cpu_time_total / 1e6 / n, "share": e.self_cpu_time_total / total,
+                 "calls_per_iter": e.count / n} for e in rows[: self.ops]]
+
+
+def ops_table(results: list[dict]) -> str:
+    """Markdown: the operator profiles of the results measured with ``--ops``, side by side per workload."""
+    out = []
+    for r in results:
+        if not r.get("ops"):
+            continue
+        out.append(f"\n**{r['workload']}, {r['impl']} {r.get('variant') or ''}** (self CPU time per iteration, under the profiler)\n")
+        out.append("| operator | s/iter | share | calls/iter |\n|---|---|---|---|")
+        out += [f"| `{o['op']}` | {o['self_s_per_iter']:.3f} | {100 * o['share']:.1f} % | {o['calls_per_iter']:.0f} |" for o in r["ops"]]
+    return "\n".join(out)
 
 
 def _time_iterations(dev, run: Any, stamps: list[float], warmup: int) -> np.ndarray:
@@ -263,7 +308,20 @@ def _summary(per: np.ndarray, dev, name: str, impl: str, extra: dict, ensemble: 
     }
 
 
-def run_authors(name: str, iters: int, warmup: int, device: str, src: str) -> dict:
+def use_authors_code(src: str) -> None:
+    """Make the authors' modules importable from ``src`` (their unused ``dice`` module stubbed if it
+    does not import)."""
+    sys.path.insert(0, os.path.abspath(src))
+    if "dice" not in sys.modules:
+        try:
+            import dice  # noqa: F401
+        except Exception:
+            stub = types.ModuleType("dice")
+            stub.get_s_derivatives = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("dice stub"))
+            sys.modules["dice"] = stub
+
+
+def run_authors(name: str, iters: int, warmup: int, device: str, src: str, ops: int = 0) -> dict:
     """Time the authors' training loop (``train_rollout_anchor_p0_randk`` with ``fixed_k``) on a workload.
 
     ``src`` is a checkout of github.com/guanton/WLM (nothing of it is part of this repository). Their
@@ -273,14 +331,7 @@ def run_authors(name: str, iters: int, warmup: int, device: str, src: str) -> di
     """
     import torch
 
-    sys.path.insert(0, os.path.abspath(src))
-    if "dice" not in sys.modules:
-        try:
-            import dice  # noqa: F401
-        except Exception:
-            stub = types.ModuleType("dice")
-            stub.get_s_derivatives = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("dice stub"))
-            sys.modules["dice"] = stub
+    use_authors_code(src)
     from mechanics import BundleVelocityProvider  # type: ignore
     from potential_energy_models import BatchedSimpleAttentionFlow, make_accel_from_potential  # type: ignore
     from rollout import LearnableFriction, train_rollout_anchor_p0_randk  # type: ignore
@@ -314,7 +365,7 @@ def run_authors(name: str, iters: int, warmup: int, device: str, src: str) -> di
     accel = make_accel_from_potential(model, create_graph=True)
     ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
     decay = c.get("ema", 0.999)
-    stamps: list[float] = []
+    stamps = _Stamps(warmup, ops)
 
     def ema_update(*_):
         with torch.no_grad():
@@ -337,7 +388,9 @@ def run_authors(name: str, iters: int, warmup: int, device: str, src: str) -> di
                 )
 
     per = _time_iterations(dev, run, stamps, warmup)
-    return _summary(per, dev, name, "authors", {}, 1)
+    res = _summary(per, dev, name, "authors", {}, 1)
+    res["ops"] = stamps.operators()
+    return res
 
 
 def _cpu_name() -> str:
@@ -361,9 +414,9 @@ def _worker(args: argparse.Namespace) -> None:
     extra = json.loads(args.options or "{}")
     if args.impl == "ours":
         res = run_ours(args.worker, args.iters, args.warmup, args.device, extra, ensemble=args.ensemble,
-                       variant=args.variant)
+                       variant=args.variant, ops=args.ops)
     else:
-        res = run_authors(args.worker, args.iters, args.warmup, args.device, args.authors_src)
+        res = run_authors(args.worker, args.iters, args.warmup, args.device, args.authors_src, ops=args.ops)
     print("RESULT " + json.dumps(res), flush=True)
 
 
@@ -378,6 +431,8 @@ def _subprocess(name: str, impl: str, a: argparse.Namespace, options: dict | Non
         cmd += ["--authors-src", a.authors_src]
     if a.threads:
         cmd += ["--threads", str(a.threads)]
+    if a.ops:
+        cmd += ["--ops", str(a.ops)]
     env = dict(os.environ)
     if a.thp:
         env.setdefault("THP_MEM_ALLOC_ENABLE", "1")
@@ -502,8 +557,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--ensemble-variants", nargs="+", default=None, metavar="VARIANT",
                    help="variants of the ensemble runs (default: --variants)")
     p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--thp", action=argparse.BooleanOptionalAction, default=True,
-                   help="set THP_MEM_ALLOC_ENABLE=1 for the workers (large CPU tensors on huge pages; see docs/performance.md)")
+    p.add_argument("--ops", type=int, default=0, metavar="N",
+                   help="also profile the timed iterations (torch.profiler) and print the N operators with the most "
+                        "self time per measurement (the times of such a run are under the profiler)")
+    p.add_argument("--thp", action=argparse.BooleanOptionalAction, default=False,
+                   help="set THP_MEM_ALLOC_ENABLE=1 for the workers (large CPU tensors on transparent huge pages). Off by "
+                        "default: on the 2-core machine of docs/performance.md it made both implementations 1.4-2.3x "
+                        "slower (direct compaction on page faults)")
     p.add_argument("--timeout", type=float, default=3600)
     p.add_argument("--append", default=None, help="append the table to this Markdown file")
     p.add_argument("--json", default=None, help="also write the raw results as JSON (rewritten after every measurement)")
@@ -581,6 +641,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for v in todo:
         record({"workload": "(all)", "impl": "todo", "variant": v, "todo": parse_variant(v)["todo"]})
     text = table(results, machine)
+    if a.ops:
+        text += "\n" + ops_table(results)
     print(text)
     if a.append:
         with open(a.append, "a") as fh:

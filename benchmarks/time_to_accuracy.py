@@ -40,7 +40,6 @@ import json
 import os
 import sys
 import time
-import types
 from typing import Any, Sequence
 
 import numpy as np
@@ -97,8 +96,13 @@ def _prev(h: int, holdout: Sequence[int]) -> int:
     return previous_observed(h, holdout)
 
 
-def run_ours(system: str, arm: str, seconds: float, seed: int) -> dict[str, Any]:
-    """Train ``scwlm`` (``arm`` = "defaults" or "paper") for ``seconds`` and evaluate along the way."""
+def run_ours(system: str, arm: str, seconds: float, seed: int, iterations: int | None = None,
+             overrides: dict | None = None) -> dict[str, Any]:
+    """Train ``scwlm`` (``arm`` = "defaults" or "paper") for ``seconds`` and evaluate along the way.
+
+    ``iterations`` replaces the arm's iteration count (then the run ends there, or at ``seconds``);
+    ``overrides`` are WLMConfig settings applied on top of the arm's.
+    """
     from benchmarks.experiments import _fit_kwargs, settings
     from scwlm.api import _snapshots
     from scwlm.core.config import WLMConfig
@@ -107,8 +111,9 @@ def run_ours(system: str, arm: str, seconds: float, seed: int) -> dict[str, Any]
 
     d = load(system)
     st = settings(SYSTEMS[system]["experiment"], "budget" if arm == "defaults" else "paper")
-    kw = _fit_kwargs(st, None, "cpu")
-    n_iter = int(kw.pop("n_iter"))
+    kw = {**_fit_kwargs(st, None, "cpu"), **(overrides or {})}
+    n_iter = int(iterations or kw.pop("n_iter"))
+    kw.pop("n_iter", None)
     for k in ("device", "progress", "eval_substeps"):
         kw.pop(k, None)
     cfg = WLMConfig.from_kwargs(**kw, progress=False, eval_substeps=d["substeps"])
@@ -137,25 +142,19 @@ def run_ours(system: str, arm: str, seconds: float, seed: int) -> dict[str, Any]
     return dict(system=system, arm=arm, seed=seed, n_iter=n_iter, settings=kw, curve=curve)
 
 
-def _stub_dice() -> None:
-    if "dice" not in sys.modules:
-        try:
-            import dice  # noqa: F401
-        except Exception:
-            stub = types.ModuleType("dice")
-            stub.get_s_derivatives = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("dice stub"))
-            sys.modules["dice"] = stub
-
-
-def run_authors(system: str, seconds: float, seed: int, src: str) -> dict[str, Any]:
-    """Train the authors' code with the paper's settings for ``seconds`` and evaluate along the way."""
+def run_authors(system: str, seconds: float, seed: int, src: str, iterations: int | None = None,
+                overrides: dict | None = None) -> dict[str, Any]:
+    """Train the authors' code with the paper's settings for ``seconds`` and evaluate along the way
+    (``iterations`` and ``overrides`` as for :func:`run_ours`; the overrides must be settings their
+    loop has: lr, friction_lr, friction_init, weight_decay, ema, blur, p, particles_per_batch, dt)."""
     import contextlib
     import io
 
     import torch
 
-    sys.path.insert(0, os.path.abspath(src))
-    _stub_dice()
+    from benchmarks.speed import use_authors_code
+
+    use_authors_code(src)
     from mechanics import BundleVelocityProvider, leapfrog_auto  # type: ignore
     from potential_energy_models import BatchedSimpleAttentionFlow, make_accel_from_potential  # type: ignore
     from rollout import LearnableFriction, train_rollout_anchor_p0_randk  # type: ignore
@@ -166,8 +165,8 @@ def run_authors(system: str, seconds: float, seed: int, src: str) -> dict[str, A
 
     d = load(system)
     st = settings(SYSTEMS[system]["experiment"], "paper")
-    c = st["config"]
-    n_iter = int(st["n_iter"])
+    c = {**st["config"], **(overrides or {})}
+    n_iter = int(iterations or st["n_iter"])
     torch.manual_seed(seed)
     np.random.seed(seed)
     dim = d["s"][0].shape[1]
@@ -262,10 +261,13 @@ def plot(results: list[dict], base: dict[str, dict], path: str) -> None:
     fig, axes = plt.subplots(1, len(systems), figsize=(5.2 * len(systems), 3.8), squeeze=False)
     style = {"defaults": ("C0", "scwlm, defaults"), "paper": ("C1", "scwlm, paper preset"), "authors": ("C3", "authors' code, paper settings")}
     for ax, sys_ in zip(axes[0], systems):
+        labelled = set()
         for r in results:
             if r["system"] != sys_ or not r["curve"]:
                 continue
             col, label = style[r["arm"]]
+            label = None if r["arm"] in labelled else label
+            labelled.add(r["arm"])
             ax.plot([p["seconds"] for p in r["curve"]], [p["w1_mean"] for p in r["curve"]], "o-", ms=3, color=col, label=label)
         for name, ls in (("mccann", "--"), ("previous", ":")):
             ax.axhline(base[sys_][name], color="0.4", ls=ls, lw=1, label="McCann" if name == "mccann" else "previous time")
@@ -283,15 +285,15 @@ def plot(results: list[dict], base: dict[str, dict], path: str) -> None:
 def table(results: list[dict], base: dict[str, dict]) -> str:
     """Markdown: per system and arm, the W1 at the last mark, the best W1 and when the arm first
     beat McCann."""
-    rows = ["| system | arm | iterations | training s | final W1 | best W1 | first below McCann (s) | McCann |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| system | arm | seed | iterations | training s | final W1 | best W1 | first below McCann (s) | McCann |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         cur = r["curve"]
         if not cur:
             continue
         mc = base[r["system"]]["mccann"]
         below = next((p["seconds"] for p in cur if p["w1_mean"] < mc), None)
-        rows.append(f"| {r['system']} | {r['arm']} | {cur[-1]['iteration']} | {cur[-1]['seconds']:.0f} | {cur[-1]['w1_mean']:.3f} | "
+        rows.append(f"| {r['system']} | {r['arm']} | {r['seed']} | {cur[-1]['iteration']} | {cur[-1]['seconds']:.0f} | {cur[-1]['w1_mean']:.3f} | "
                     f"{min(p['w1_mean'] for p in cur):.3f} | {'–' if below is None else f'{below:.0f}'} | {mc:.3f} |")
     return "\n".join(rows)
 
@@ -301,7 +303,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     p.add_argument("--seconds", type=float, default=240.0, help="training seconds per arm (evaluation excluded)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--iterations", type=int, default=None,
+                   help="train every arm for this many iterations (equal-iteration comparison; --seconds still caps)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a setting applied to the paper and authors arms (e.g. lr=1e-3); repeatable")
     p.add_argument("--authors-src", default=None, help="local copy of github.com/guanton/WLM (needed for the authors arm)")
     p.add_argument("--json", default=None, help="write the curves here")
     p.add_argument("--plot", default=None, help="write the figure here (PNG)")
@@ -311,18 +317,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("[time_to_accuracy] no --authors-src: the authors arm is skipped", file=sys.stderr)
     import torch
 
+    overrides = {}
+    for item in a.set:
+        key, _, value = item.partition("=")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
     results, base = [], {}
     for system in a.systems:
         base[system] = baselines(system)
-        for arm in arms:
-            t0 = time.perf_counter()
-            r = run_authors(system, a.seconds, a.seed, a.authors_src) if arm == "authors" else run_ours(system, arm, a.seconds, a.seed)
-            r["wall_s"] = time.perf_counter() - t0
-            last = r["curve"][-1] if r["curve"] else {}
-            print(f"[time_to_accuracy] {system} {arm}: {last.get('iteration')} iterations in {last.get('seconds', 0):.0f} s, "
-                  f"W1 {last.get('w1_mean', float('nan')):.3f} (McCann {base[system]['mccann']:.3f})", flush=True)
-            results.append(r)
-    out = {"results": results, "baselines": base, "seconds": a.seconds, "seed": a.seed, "threads": torch.get_num_threads(),
+        for seed in a.seeds:
+            for arm in arms:
+                t0 = time.perf_counter()
+                if arm == "authors":
+                    r = run_authors(system, a.seconds, seed, a.authors_src, a.iterations, overrides)
+                else:
+                    r = run_ours(system, arm, a.seconds, seed, a.iterations, overrides if arm == "paper" else None)
+                r["wall_s"] = time.perf_counter() - t0
+                last = r["curve"][-1] if r["curve"] else {}
+                print(f"[time_to_accuracy] {system} {arm} seed {seed}: {last.get('iteration')} iterations in "
+                      f"{last.get('seconds', 0):.0f} s, W1 {last.get('w1_mean', float('nan')):.3f} "
+                      f"{[round(w, 3) for w in last.get('w1', [])]} (McCann {base[system]['mccann']:.3f})", flush=True)
+                results.append(r)
+    out = {"results": results, "baselines": base, "seconds": a.seconds, "seeds": a.seeds, "iterations": a.iterations,
+           "overrides": overrides, "threads": torch.get_num_threads(),
            "command": "python -m benchmarks.time_to_accuracy " + " ".join(argv if argv is not None else sys.argv[1:])}
     print(table(results, base))
     if a.json:

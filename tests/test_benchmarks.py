@@ -62,7 +62,16 @@ def test_speed_worker_times_our_iteration():
     res = speed.run_ours("oceans_small_interp", iters=2, warmup=1, device="cpu", extra={"hidden": 16, "ffn": 16})
     assert res["iters"] == 2 and res["median_s"] > 0 and res["peak_gb"] > 0
     text = speed.table([res], {"date": "d", "cpu": "c", "cores": 2, "threads": 2, "cuda": None, "torch": "t", "commit": "x", "command": "c"})
-    assert "oceans_small_interp" in text
+    assert "oceans_small_interp" in text and res["ops"] is None
+
+
+def test_speed_operator_profile_of_the_timed_iterations():
+    res = speed.run_ours("oceans_small_interp", iters=2, warmup=1, device="cpu", extra={"hidden": 16, "ffn": 16}, ops=6)
+    ops = res["ops"]
+    assert len(ops) == 6 and all(o["self_s_per_iter"] > 0 and 0 < o["share"] <= 1 for o in ops)
+    assert [o["self_s_per_iter"] for o in ops] == sorted((o["self_s_per_iter"] for o in ops), reverse=True)
+    assert any(o["op"].startswith("aten::") for o in ops)
+    assert "| operator | s/iter | share | calls/iter |" in speed.ops_table([res])
 
 
 def test_speed_render_merges_saved_runs(tmp_path, capsys):
@@ -165,7 +174,7 @@ def test_time_to_accuracy_curve_of_our_defaults(capsys):
     assert [p["iteration"] for p in cur] == sorted({p["iteration"] for p in cur})
     assert all(len(p["w1"]) == 4 and np.isfinite(p["w1_mean"]) for p in cur)  # t2, t4, t6, t8
     text = tta.table([r], {"oceans_interp": tta.baselines("oceans_interp")})
-    assert "| oceans_interp | defaults |" in text
+    assert "| oceans_interp | defaults | 0 |" in text
 
 
 @pytest.mark.skipif(not os.environ.get("SCWLM_AUTHORS_SRC") or data_dir() is None,
