@@ -562,7 +562,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "self time per measurement (the times of such a run are under the profiler)")
     p.add_argument("--thp", action=argparse.BooleanOptionalAction, default=False,
                    help="set THP_MEM_ALLOC_ENABLE=1 for the workers (large CPU tensors on transparent huge pages). Off by "
-                        "default: on the 2-core machine of docs/performance.md it made both implementations 1.4-2.3x "
+                        "default: on the 2-core machine of docs/performance.md it made both implementations 1.2-2.3x "
                         "slower (direct compaction on page faults)")
     p.add_argument("--timeout", type=float, default=3600)
     p.add_argument("--append", default=None, help="append the table to this Markdown file")
