@@ -74,8 +74,15 @@ class _Clock:
             due = True
         return due, self.elapsed >= self.seconds
 
-    def resume(self) -> None:
-        self._since = time.perf_counter()
+    def after_iteration(self, evaluate, last: bool) -> None:
+        """Call ``evaluate()`` (off the clock) at a mark, at the end of the budget or after the last
+        iteration; raise :class:`_Stop` once the budget is spent."""
+        due, spent = self.tick()
+        if due or spent or last:
+            evaluate()
+            self._since = time.perf_counter()
+        if spent:
+            raise _Stop
 
 
 def load(system: str) -> dict[str, Any]:
@@ -90,18 +97,13 @@ def load(system: str) -> dict[str, Any]:
     return dict(s=list(s), t=np.asarray(t, dtype=float), v=list(v), holdout=holdout, train=train, substeps=sysdef["substeps"])
 
 
-def _prev(h: int, holdout: Sequence[int]) -> int:
-    from scwlm.core.protocols import previous_observed
-
-    return previous_observed(h, holdout)
-
-
 def run_ours(system: str, arm: str, seconds: float, seed: int, iterations: int | None = None,
-             overrides: dict | None = None) -> dict[str, Any]:
+             overrides: dict | None = None, data: dict | None = None) -> dict[str, Any]:
     """Train ``scwlm`` (``arm`` = "defaults" or "paper") for ``seconds`` and evaluate along the way.
 
     ``iterations`` replaces the arm's iteration count (then the run ends there, or at ``seconds``);
-    ``overrides`` are WLMConfig settings applied on top of the arm's.
+    ``overrides`` are WLMConfig settings applied on top of the arm's; ``data`` is :func:`load`'s
+    result (loaded here when not given).
     """
     from benchmarks.experiments import _fit_kwargs, settings
     from scwlm.api import _snapshots
@@ -109,7 +111,7 @@ def run_ours(system: str, arm: str, seconds: float, seed: int, iterations: int |
     from scwlm.core.trainer import Task, train
     from scwlm.mechanics import Mechanics
 
-    d = load(system)
+    d = data or load(system)
     st = settings(SYSTEMS[system]["experiment"], "budget" if arm == "defaults" else "paper")
     kw = {**_fit_kwargs(st, None, "cpu"), **(overrides or {})}
     n_iter = int(iterations or kw.pop("n_iter"))
@@ -120,20 +122,15 @@ def run_ours(system: str, arm: str, seconds: float, seed: int, iterations: int |
     snaps, source = _snapshots([d["s"][i] for i in d["train"]], d["t"][d["train"]], d["v"][0])
     clock, curve = _Clock(seconds), []
 
-    def evaluate(it: int, current) -> None:
-        mech = Mechanics.from_train_result(current(), 0, cfg, extra_info={
-            "train_times": snaps.times.tolist(), "friction_mode": "learnable", "velocities": source})
-        ev = mech.evaluate(d["s"], d["t"], d["v"], protocol="interpolate", holdout=d["holdout"])
-        curve.append(dict(seconds=clock.elapsed, iteration=it + 1, w1=[float(w) for w in ev["w1"]],
-                          w1_mean=float(np.mean(ev["w1"])), friction=float(mech.friction)))
-
     def callback(it: int, current) -> None:
-        due, spent = clock.tick()
-        if due or spent or it + 1 == n_iter:
-            evaluate(it, current)
-            clock.resume()
-        if spent:
-            raise _Stop
+        def evaluate() -> None:
+            mech = Mechanics.from_train_result(current(), 0, cfg, extra_info={
+                "train_times": snaps.times.tolist(), "friction_mode": "learnable", "velocities": source})
+            ev = mech.evaluate(d["s"], d["t"], d["v"], protocol="interpolate", holdout=d["holdout"])
+            curve.append(dict(seconds=clock.elapsed, iteration=it + 1, w1=[float(w) for w in ev["w1"]],
+                              w1_mean=float(np.mean(ev["w1"])), friction=float(mech.friction)))
+
+        clock.after_iteration(evaluate, last=it + 1 == n_iter)
 
     try:
         train([Task(snaps, seed=seed)], cfg, n_iter=n_iter, device="cpu", callback=callback)
@@ -143,10 +140,10 @@ def run_ours(system: str, arm: str, seconds: float, seed: int, iterations: int |
 
 
 def run_authors(system: str, seconds: float, seed: int, src: str, iterations: int | None = None,
-                overrides: dict | None = None) -> dict[str, Any]:
+                overrides: dict | None = None, data: dict | None = None) -> dict[str, Any]:
     """Train the authors' code with the paper's settings for ``seconds`` and evaluate along the way
-    (``iterations`` and ``overrides`` as for :func:`run_ours`; the overrides must be settings their
-    loop has: lr, friction_lr, friction_init, weight_decay, ema, blur, p, particles_per_batch, dt)."""
+    (``iterations``, ``overrides`` and ``data`` as for :func:`run_ours`; the overrides must be settings
+    their loop has: lr, friction_lr, friction_init, weight_decay, ema, blur, p, particles_per_batch, dt)."""
     import contextlib
     import io
 
@@ -162,8 +159,9 @@ def run_authors(system: str, seconds: float, seed: int, src: str, iterations: in
     from benchmarks.experiments import settings
     from scwlm.core.divergence import blur_heuristic
     from scwlm.core.metrics import wasserstein1
+    from scwlm.core.protocols import previous_observed
 
-    d = load(system)
+    d = data or load(system)
     st = settings(SYSTEMS[system]["experiment"], "paper")
     c = {**st["config"], **(overrides or {})}
     n_iter = int(iterations or st["n_iter"])
@@ -205,7 +203,7 @@ def run_authors(system: str, seconds: float, seed: int, src: str, iterations: in
         gamma = fr.value()
         w1 = []
         for h in d["holdout"]:
-            p = _prev(h, d["holdout"])
+            p = previous_observed(h, d["holdout"])
             gap = float(d["t"][h] - d["t"][p])
             steps = max(1, int(round(gap / dt * d["substeps"])))
             x0 = torch.as_tensor(d["s"][p], dtype=torch.float32)[None]
@@ -220,12 +218,7 @@ def run_authors(system: str, seconds: float, seed: int, src: str, iterations: in
                 if v.dtype.is_floating_point:
                     ema[k].mul_(decay).add_(v, alpha=1.0 - decay)
         state["it"] += 1
-        due, spent = clock.tick()
-        if due or spent or state["it"] == n_iter:
-            evaluate()
-            clock.resume()
-        if spent:
-            raise _Stop
+        clock.after_iteration(evaluate, last=state["it"] == n_iter)
 
     model.train()
     try:
@@ -241,11 +234,11 @@ def run_authors(system: str, seconds: float, seed: int, src: str, iterations: in
     return dict(system=system, arm="authors", seed=seed, n_iter=n_iter, settings=dict(c, blur=blur, dt=dt), curve=curve)
 
 
-def baselines(system: str) -> dict[str, float]:
+def baselines(system: str, data: dict | None = None) -> dict[str, float]:
     """McCann's interpolation and the previous observed time, mean over the held-out times."""
     from scwlm.core.baselines import interpolation_baselines
 
-    d = load(system)
+    d = data or load(system)
     out = [interpolation_baselines(d["s"], d["t"], h, d["holdout"]) for h in d["holdout"]]
     return {"mccann": float(np.mean([b["w1_mccann"] for b in out])), "previous": float(np.mean([b["w1_previous"] for b in out]))}
 
@@ -317,23 +310,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("[time_to_accuracy] no --authors-src: the authors arm is skipped", file=sys.stderr)
     import torch
 
-    overrides = {}
-    for item in a.set:
-        key, _, value = item.partition("=")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
+    from benchmarks.atlas import parse_settings
+
+    try:
+        overrides = parse_settings(a.set)
+    except ValueError as exc:
+        p.error(str(exc))
     results, base = [], {}
     for system in a.systems:
-        base[system] = baselines(system)
+        data = load(system)
+        base[system] = baselines(system, data)
         for seed in a.seeds:
             for arm in arms:
                 t0 = time.perf_counter()
                 if arm == "authors":
-                    r = run_authors(system, a.seconds, seed, a.authors_src, a.iterations, overrides)
+                    r = run_authors(system, a.seconds, seed, a.authors_src, a.iterations, overrides, data)
                 else:
-                    r = run_ours(system, arm, a.seconds, seed, a.iterations, overrides if arm == "paper" else None)
+                    r = run_ours(system, arm, a.seconds, seed, a.iterations, overrides if arm == "paper" else None, data)
                 r["wall_s"] = time.perf_counter() - t0
                 last = r["curve"][-1] if r["curve"] else {}
                 print(f"[time_to_accuracy] {system} {arm} seed {seed}: {last.get('iteration')} iterations in "

@@ -152,15 +152,15 @@ def test_time_to_accuracy_clock_excludes_evaluations_and_marks_geometric_times(m
     monkeypatch.setattr(tta.time, "perf_counter", lambda: now[0])
     clock = tta._Clock(10.0, first=2.0, ratio=2.0)  # marks 2, 4, 8, 10
     seen = []
-    for step in range(12):
-        now[0] += 1.0                     # one second of training
-        due, spent = clock.tick()
-        if due:
-            seen.append(clock.elapsed)
-            now[0] += 100.0               # a long evaluation, not counted
-            clock.resume()
-        if spent:
-            break
+
+    def evaluate():
+        seen.append(clock.elapsed)
+        now[0] += 100.0                   # a long evaluation, not counted
+
+    with pytest.raises(tta._Stop):        # raised once the budget is spent
+        for step in range(12):
+            now[0] += 1.0                 # one second of training
+            clock.after_iteration(evaluate, last=False)
     assert seen == [2.0, 4.0, 8.0, 10.0] and clock.elapsed == 10.0
 
 

@@ -84,8 +84,7 @@ class _Workspace:
 
     Training asks for cost matrices of the same shapes every iteration. Fresh allocations of that
     size are mapped and unmapped by the C allocator at every call, and the page faults of touching
-    them again cost as much as a sizeable share of the arithmetic (measured in
-    ``benchmarks/results/sweeps.md``). Buffers are kept up to :data:`_WORKSPACE_BYTES` in all;
+    them again cost a sizeable share of an iteration (measured in ``docs/performance.md``). Buffers are kept up to :data:`_WORKSPACE_BYTES` in all;
     larger requests get fresh memory each time.
     """
 
@@ -142,10 +141,15 @@ def _cost(x: Tensor, y: Tensor, p: int, low: bool = False) -> Tensor:
     return d2 / 2
 
 
+def _sq_dist_into(out: Tensor, x: Tensor, y: Tensor) -> Tensor:
+    """``|x|^2 - 2 x.y + |y|^2`` written into ``out (B, n, m)`` (the float operations of :func:`_cost`)."""
+    torch.bmm(x, y.transpose(1, 2), out=out)
+    return out.mul_(-2).add_((x * x).sum(-1).unsqueeze(2)).add_((y * y).sum(-1).unsqueeze(1))
+
+
 def _cost_into(out: Tensor, x: Tensor, y: Tensor, p: int) -> Tensor:
     """:func:`_cost` written into ``out (B, n, m)`` in place (the same float operations, no temporaries)."""
-    torch.bmm(x, y.transpose(1, 2), out=out)
-    out.mul_(-2).add_((x * x).sum(-1).unsqueeze(2)).add_((y * y).sum(-1).unsqueeze(1))
+    _sq_dist_into(out, x, y)
     return out.clamp_min_(1e-8).sqrt_() if p == 1 else out.div_(2)
 
 
@@ -212,9 +216,7 @@ class _Extrapolation(torch.autograd.Function):
                 w = _cost_into(c, xb, yb, 2)
                 torch.addcmul(h[b0:b1].unsqueeze(1), c, -inv[b0:b1], out=w).add_(shift).exp_()
             else:
-                torch.bmm(xb, yb.transpose(1, 2), out=c)
-                c.mul_(-2).add_((xb * xb).sum(-1).unsqueeze(2)).add_((yb * yb).sum(-1).unsqueeze(1))
-                clamped = c < 1e-8  # clamp_min passes no gradient there
+                clamped = _sq_dist_into(c, xb, yb) < 1e-8  # clamp_min passes no gradient there
                 c.clamp_min_(1e-8).sqrt_()
                 w = ctx.ws.take("extrapolation_weights", c.shape, x.dtype, x.device)
                 torch.addcmul(h[b0:b1].unsqueeze(1), c, -inv[b0:b1], out=w).add_(shift).exp_()
