@@ -120,6 +120,8 @@ def _worker(rank: int, scenario: str, port: int, tmp: str) -> None:
             tr.RolloutLoss.__call__ = real
     with open(tmp / f"{scenario}_rank{rank}.pkl", "wb") as f:
         pickle.dump(out, f)
+    sd.shutdown()  # both ranks leave together
+    assert not torch.distributed.is_initialized()
 
 
 def _spawn(scenario: str, tmp: Path) -> list[dict]:

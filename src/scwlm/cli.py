@@ -266,6 +266,7 @@ def _fit(args) -> int:
                                  random_state=args.seeds if args.seeds else args.seed, **config)
         if os.environ.get("RANK", "0") == "0":
             print(f"{models}\nsaved to {out}")
+        distributed.shutdown()  # every rank leaves together (see scwlm.distributed.shutdown)
         return 0
     mech = scwlm.fit(snaps, times, vel, friction=args.friction, n_iter=args.n_iter, device=args.device,
                      random_state=args.seed, **config)

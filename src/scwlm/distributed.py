@@ -96,7 +96,7 @@ from .mechanics import Mechanics, MechanicsEnsemble, _resolve_device
 
 __all__ = [
     "RankInfo", "DistributedSetupError", "DistributedTrainingError", "GradientAllReduce",
-    "launched", "init_process_group", "split_members", "fit", "fit_many",
+    "launched", "init_process_group", "shutdown", "split_members", "fit", "fit_many",
     "DEFAULT_INIT_TIMEOUT", "DEFAULT_TIMEOUT",
 ]
 
@@ -333,12 +333,37 @@ def init_process_group(
                     local_world if local_world is not None else world, dev, backend)
 
 
-def _destroy() -> None:
-    if dist.is_available() and dist.is_initialized():
-        try:
-            dist.destroy_process_group()
-        except Exception:  # pragma: no cover - best effort at interpreter exit
-            pass
+def shutdown(timeout: float = 30.0) -> None:
+    """Wait for every rank, then destroy the process group (a no-op when none is initialised).
+
+    Call it on every rank once communication is over, before the process exits. A rank that tears
+    its gloo group down while a peer still uses the connection can abort at interpreter exit
+    ("terminate called without an active exception"); the barrier makes all ranks leave together.
+    ``scwlm fit`` calls it; the handler that :func:`init_process_group` registers with
+    :mod:`atexit` calls it too, so scripts that forget it still shut down in order.
+
+    Parameters
+    ----------
+    timeout
+        Longest wait for the other ranks (seconds, gloo); after it the group is destroyed anyway.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=datetime.timedelta(seconds=timeout))
+        else:
+            dist.barrier()
+    except Exception:  # a peer already gone: nothing to wait for
+        pass
+    try:
+        dist.destroy_process_group()
+    except Exception:  # pragma: no cover - best effort
+        pass
+
+
+def _destroy() -> None:  # atexit: in order, without a long wait on a peer that died
+    shutdown(timeout=10.0)
 
 
 def split_members(n_members: int, world_size: int, *, what: str = "ensemble members") -> list[range]:
