@@ -345,7 +345,8 @@ def shutdown(timeout: float = 30.0) -> None:
     Parameters
     ----------
     timeout
-        Longest wait for the other ranks (seconds, gloo); after it the group is destroyed anyway.
+        Longest wait for the other ranks (seconds) with gloo; after it the group is destroyed anyway.
+        NCCL's barrier takes no timeout: it waits up to the process group's ``timeout``.
     """
     if not (dist.is_available() and dist.is_initialized()):
         return
@@ -362,7 +363,15 @@ def shutdown(timeout: float = 30.0) -> None:
         pass
 
 
-def _destroy() -> None:  # atexit: in order, without a long wait on a peer that died
+def _destroy() -> None:
+    """atexit: the bounded gloo barrier (10 s), then destroy; with NCCL, whose barrier takes no
+    timeout, destroy without waiting, so that exit never hangs on a peer that died."""
+    if dist.is_available() and dist.is_initialized() and dist.get_backend() != "gloo":
+        try:
+            dist.destroy_process_group()
+        except Exception:  # pragma: no cover - best effort at interpreter exit
+            pass
+        return
     shutdown(timeout=10.0)
 
 
