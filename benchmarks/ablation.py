@@ -73,7 +73,8 @@ def forecast_system(ds, n_train: int, *, fixed_friction: float | None = None, ex
             if len(fut) == 1 and tv is not None:
                 from_last = mech.rollout(s[last], v[last], t0=float(t[last]), times=[float(t[-1])])[0]
                 out["from_last"] = wasserstein1(from_last, s[-1])
-        return {"metrics": out, "baselines": base, "friction": mech.friction, "wall_s": wall}
+        return {"metrics": out, "baselines": base, "friction": mech.friction, "wall_s": wall,
+                "warm_start": mech.info.get("warm_start")}
 
     return run
 
@@ -108,7 +109,8 @@ def interp_system(ds, holdouts: list[int]):
         out["mean"] = float(np.mean([out[f"h{h}"] for h in holdouts]))
         base["mccann_mean"] = float(np.mean([base[f"mccann_h{h}"] for h in holdouts]))
         base["previous_mean"] = float(np.mean([base[f"previous_h{h}"] for h in holdouts]))
-        return {"metrics": out, "baselines": base, "friction": float(np.mean(ens.frictions)), "wall_s": wall / len(ens)}
+        return {"metrics": out, "baselines": base, "friction": float(np.mean(ens.frictions)), "wall_s": wall / len(ens),
+                "warm_start": ens[0].info.get("warm_start")}
 
     return run
 
@@ -135,7 +137,8 @@ def vortex_interp_system():
             base[f"mccann_t{h + 1}"] = wasserstein1(pts, s[h], x_weights=wts)
         out["mean"] = float(np.mean([out[f"t{h + 1}"] for h in holdout]))
         base["mccann_mean"] = float(np.mean([base[f"mccann_t{h + 1}"] for h in holdout]))
-        return {"metrics": out, "baselines": base, "friction": mech.friction, "wall_s": wall}
+        return {"metrics": out, "baselines": base, "friction": mech.friction, "wall_s": wall,
+                "warm_start": mech.info.get("warm_start")}
 
     return run
 
@@ -264,6 +267,10 @@ arm("eb_old_quick", lr=2e-3, particles_per_batch=256, blur=0.5, friction_init=5.
 arm("R_ot_obs", "ot", **_R, friction_init=0.1, anchor="observed", particles_per_batch=256)
 arm("R_ot_first", "ot", **_R, friction_init=0.1, particles_per_batch=256)
 arm("R_rna_obs", "all", **_R, friction_init=0.1, anchor="observed", particles_per_batch=256)
+arm("R_ws_quad", **_R, quadratic=True, warm_start=600)
+arm("D_ws_quad", quadratic=True, zero_init_head=True, warm_start=600)
+arm("R_ws_quad_all", "all", **_R, quadratic=True, warm_start=600, anchor="observed")
+arm("ws_quad", quadratic=True, warm_start=600)
 
 if __name__ == "__main__":
     raise SystemExit(main())

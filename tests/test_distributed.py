@@ -104,6 +104,9 @@ def _worker(rank: int, scenario: str, port: int, tmp: str) -> None:
     elif scenario == "data":
         mech = sd.fit(snaps, times, mode="data", device="cpu", out=tmp / "dp", **DATA_KW)
         out["data"] = _states(mech)
+        # the linear warm start takes the same (all-reduced) steps and the same decision on every rank
+        warm = sd.fit(snaps, times, mode="data", device="cpu", **{**DATA_KW, "warm_start": 4, "quadratic": True})
+        out["warm"] = (_states(warm), warm.info["warm_start"])
         # rank 1 fails in the middle of training (iteration 1, before its backward pass)
         real = tr.RolloutLoss.__call__
         if rank == 1:
@@ -293,6 +296,8 @@ def test_two_ranks_data_parallel_equal_one_process_minimising_the_mean_loss(tmp_
     alone = scwlm.fit(snaps, times, **DATA_KW)
     assert _max_diff(got[0], alone.to_state()) > 1e-5
     assert (tmp_path / "dp" / "state.pt").is_file()
+    (w0, ws0), (w1, ws1) = res[0]["warm"], res[1]["warm"]
+    assert ws0 == ws1 and ws0["linear_loss"] < ws0["free_flight_loss"] and _max_diff(w0[0], w1[0]) == 0.0
     # a rank failing mid-training stops both with a message naming it, and no model files
     for r in range(WORLD):
         message, failed = res[r]["failure"]

@@ -313,16 +313,47 @@ def test_paper_preset_pins_every_result_setting_to_the_paper():
     assert WLMConfig.paper(p=1, hidden=256).p == 1
 
 
-def test_linear_warm_start_hands_its_fit_to_the_quadratic_term_and_the_friction(drifting):
+def test_linear_warm_start_hands_its_fit_to_the_quadratic_term_and_the_friction(drifting, monkeypatch):
+    import scwlm.core.trainer as trainer
+
     snaps, times = drifting
     kw = dict(n_iter=1, lr=1e-12, friction_lr=1e-12, quadratic=True, zero_init_head=True, ema=None, **TINY)
     cold = scwlm.fit(snaps, times, **kw)
+    monkeypatch.setattr(trainer, "WARM_START_ACCEPT", np.inf)  # accept any fit: test the hand-over itself
     warm = scwlm.fit(snaps, times, warm_start=5, **kw)
     assert float(cold.network.quad_w.abs().max()) < 1e-9  # one step of size 1e-12 from zero
     assert float(warm.network.quad_w.abs().max()) > 1e-3 and warm.friction != pytest.approx(cold.friction)
+    assert warm.info["warm_start"]["accepted"] is True
     # per model, so an ensemble member still equals its separate fit
     ens = scwlm.fit(snaps, times, warm_start=5, random_state=[0, 1], **kw)
     assert torch.allclose(ens[0].network.quad_w, warm.network.quad_w) and ens[0].friction == pytest.approx(warm.friction)
+
+
+def test_a_linear_warm_start_that_does_not_explain_the_data_is_discarded(drifting, monkeypatch):
+    import scwlm.core.trainer as trainer
+
+    snaps, times = drifting
+    kw = dict(n_iter=1, lr=1e-12, friction_lr=1e-12, quadratic=True, zero_init_head=True, ema=None, **TINY)
+    cold = scwlm.fit(snaps, times, **kw)
+    monkeypatch.setattr(trainer, "WARM_START_ACCEPT", 0.0)  # no fit is good enough
+    warm = scwlm.fit(snaps, times, warm_start=5, **kw)
+    ws = warm.info["warm_start"]
+    assert ws["accepted"] is False and ws["linear_loss"] < ws["free_flight_loss"]
+    assert float(warm.network.quad_w.abs().max()) < 1e-9 and warm.friction == pytest.approx(cold.friction, rel=1e-6)
+
+
+def test_the_warm_start_recovers_the_friction_and_the_well_of_a_damped_harmonic_oscillator():
+    # x'' = -x - 0.3 x': damped linear mechanics are the true model class, so the warm start is
+    # accepted, and it recovers gamma and a restoring force from unpaired snapshots
+    ds = scwlm.datasets.harmonic_well(n=100, n_times=11, random_state=0)
+    snaps, times, vels = ds
+    mech = scwlm.fit(snaps, times, vels[0], n_iter=1, lr=1e-12, friction_lr=1e-12, warm_start=600, quadratic=True,
+                     zero_init_head=True, **TINY)
+    ws = mech.info["warm_start"]
+    assert ws["accepted"] is True and ws["linear_loss"] < 0.01 * ws["free_flight_loss"]
+    assert mech.friction == pytest.approx(0.3, rel=0.2)
+    A = mech.network.quad_w.detach()[0].numpy()
+    assert np.all(np.linalg.eigvalsh(A) > 0.5)  # a confining well (the exact value depends on the grid step)
 
 
 def test_bf16_precision_setting_trains(drifting):

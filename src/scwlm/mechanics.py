@@ -248,6 +248,8 @@ class Mechanics:
         info["seed"] = info.pop("seeds")[index]
         for key in ("blur", "diameter", "dt", "step"):  # one value per model
             info[key] = info[key][index]
+        if "warm_start" in info:  # this model's warm-start losses and decision
+            info["warm_start"] = {k: v[index] for k, v in info["warm_start"].items()}
         info.update(extra_info or {})
         hist = {k: v[:, index] for k, v in result.history.items()}
         return cls(net, result.friction.values()[index], config=config, dt=info["dt"], history=hist, info=info)

@@ -68,8 +68,10 @@ class WLMConfig:
         ``"observed"``: it starts at a random training snapshot that has velocities — the first
         one always qualifies — as the interpolation protocol's restarts do), ``warm_start``
         (iterations of a first fit of damped *linear* mechanics, :math:`a = -(Ax + b)` and
-        :math:`\gamma`, whose result initialises the friction and, with ``quadratic``, the
-        network's one-body term; 0 = off).
+        :math:`\gamma`; where it explains the data -- its loss below a tenth of free flight's
+        -- it initialises the friction and, with ``quadratic``, the network's one-body term,
+        with the output layer zeroed; elsewhere the model starts as configured. ``"auto"``: 3
+        per main iteration, at most 600; 0 = off).
     ``runtime`` — how a fit runs, never what it computes (not saved with a model, not compared on resume)
         ``checkpoint_steps`` (activation checkpointing of integrator steps: ``"auto"`` when the
         estimated memory exceeds ``memory_budget_gb``, or ``True``/``False``),
@@ -124,7 +126,7 @@ class WLMConfig:
     grad_clip: float | None = _setting(None, "optimiser")
     rollout_grad: str = _setting("detached", "optimiser")
     anchor: str = _setting("first", "optimiser")
-    warm_start: int = _setting(0, "optimiser")
+    warm_start: int | str = _setting(0, "optimiser")
     # --- runtime
     checkpoint_steps: Any = _setting("auto", "runtime")
     memory_budget_gb: float = _setting(4.0, "runtime")
@@ -175,8 +177,11 @@ class WLMConfig:
             raise ValueError(f"ema must lie in (0, 1) or be None, got {self.ema!r}")
         for name in ("lr_warmup", "warm_start"):
             v = getattr(self, name)
+            if name == "warm_start" and v == "auto":
+                continue
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
+                extra = " or 'auto'" if name == "warm_start" else ""
+                raise ValueError(f"{name} must be an integer >= 0{extra}, got {v!r}")
         for name in ("zero_init_head", "quadratic"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
@@ -203,6 +208,23 @@ class WLMConfig:
             raise ValueError(f"checkpoint_path {self.checkpoint_path!r} is a directory; give the path of a file to write")
         if not (isinstance(self.memory_budget_gb, (int, float)) and self.memory_budget_gb > 0):
             raise ValueError(f"memory_budget_gb must be a positive number, got {self.memory_budget_gb!r}")
+
+    def warm_start_iterations(self, n_iter: int) -> int:
+        """Iterations of the linear warm start before a fit of ``n_iter`` iterations.
+
+        ``warm_start="auto"`` gives :data:`WARM_START_PER_ITER` x ``n_iter``, at most
+        :data:`WARM_START_MAX` (a warm-start iteration costs far less than a main one: linear
+        forces, no attention); an integer is used as given.
+
+        Examples
+        --------
+        >>> cfg = WLMConfig(warm_start="auto")
+        >>> cfg.warm_start_iterations(2000), cfg.warm_start_iterations(5), WLMConfig(warm_start=50).warm_start_iterations(5)
+        (600, 15, 50)
+        """
+        if self.warm_start == "auto":
+            return int(min(WARM_START_MAX, WARM_START_PER_ITER * n_iter))
+        return int(self.warm_start)
 
     def batch_size(self, device: Any = "cpu") -> int | None:
         """Particles per snapshot and iteration on ``device`` (``None``: all of them).
@@ -312,6 +334,9 @@ class WLMConfig:
             type(self).from_kwargs(**{bad[0]: kwargs[bad[0]]})  # raises with a suggestion
         return dataclasses.replace(self, **kwargs)
 
+
+#: ``warm_start="auto"``: warm-start iterations per main iteration, and their maximum
+WARM_START_PER_ITER, WARM_START_MAX = 3, 600
 
 #: particles per snapshot and iteration of ``particles_per_batch="auto"``, by device type
 AUTO_BATCH: dict[str, int] = {"cpu": 256, "cuda": 1024, "mps": 512}

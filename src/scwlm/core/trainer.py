@@ -32,6 +32,7 @@ import hashlib
 import json
 import math
 import os
+import types
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -228,8 +229,13 @@ class LinearForces(torch.nn.Module):
         return quadratic_forces(x, self.quad_w, self.quad_b)
 
 
-#: learning rate of the warm start's linear model and friction (few parameters, few iterations)
-WARM_START_LR = 0.05
+#: learning rate of the warm start's linear model and friction (few parameters; cosine-decayed)
+WARM_START_LR = 0.2
+#: a model starts from its warm start when the linear fit's loss is below this fraction of free flight's
+WARM_START_ACCEPT = 0.1
+#: loss draws averaged for the warm start's acceptance test
+WARM_START_EVAL_CALLS = 8
+_PAST_RAMP = 2**62
 
 
 # ---------------------------------------------------------------------------- Algorithm 1, lines 1-3
@@ -455,34 +461,73 @@ class TrainingState:
         self.iteration = 0
         self._good = self._copy()
 
-    def warm_start(self, make_loss: Callable[[Any], "RolloutLoss"], n_iter: int) -> None:
-        """Fit damped linear mechanics for ``n_iter`` iterations; start the network and friction there.
+    def warm_start(self, make_loss: Callable[[Any], "RolloutLoss"], n_iter: int,
+                   reduce_gradients: Callable[[Any], None] | None = None) -> dict[str, list]:
+        """Fit damped linear mechanics for ``n_iter`` iterations; start each model there if it explains the data.
 
-        The linear model's :math:`A, b` become the network's quadratic term (when it has one) and
-        its friction the initial friction; the network's attention part is untouched. The
-        optimiser state of the main fit starts fresh.
+        The linear model's :math:`A, b` become the network's quadratic term (when it has one; the
+        output layer is then zeroed, so the network starts exactly as the linear fit) and its
+        friction the initial friction -- for each model whose linear fit brings the training
+        loss below :data:`WARM_START_ACCEPT` times the loss of the model it would replace (damped
+        free flight at the initial friction). A model the linear mechanics do not explain (a
+        vortex's differential rotation: the best linear fit there is to stop the particles with a
+        large friction) starts as configured. The network's attention part is untouched; the
+        optimiser state of the main fit starts fresh. ``reduce_gradients`` (data parallelism)
+        averages the linear model's gradients and the acceptance losses over the ranks, so every
+        rank takes the same decision.
+
+        Returns
+        -------
+        dict
+            ``free_flight_loss``, ``linear_loss`` and ``accepted``, one entry per model.
         """
         E, d = self.E, self.network.dim
         p0 = next(self.network.parameters())
         linear = LinearForces(E, d, p0.dtype, p0.device)
+        theta0 = self.friction.log_gamma.detach().clone()
         params = [linear.quad_w, linear.quad_b] + ([self.friction.log_gamma] if self.friction.any_learnable else [])
         opt = torch.optim.Adam(params, lr=WARM_START_LR)
         loss = make_loss(linear)
+        free_flight = self._mean_loss(loss, reduce_gradients)  # zero force: what the network starts as
         for it in range(n_iter):
+            for g in opt.param_groups:  # cosine decay to 5 %: the few parameters settle instead of jittering
+                g["lr"] = WARM_START_LR * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * it / max(1, n_iter - 1))))
             opt.zero_grad(set_to_none=True)
             losses = loss(it)
             losses.sum().backward()
+            if reduce_gradients is not None:
+                reduce_gradients(types.SimpleNamespace(network=linear, friction=self.friction))
             ok = torch.isfinite(losses).all() & all(torch.isfinite(q.grad).all() for q in params if q.grad is not None)
             if not bool(ok):  # keep what was reached
                 break
             opt.step()
+        fitted = self._mean_loss(loss, reduce_gradients)
+        accept = torch.isfinite(fitted) & (fitted < WARM_START_ACCEPT * free_flight)
         with torch.no_grad():
-            if getattr(self.network, "quadratic", False):
-                self.network.quad_w.copy_(linear.quad_w)
-                self.network.quad_b.copy_(linear.quad_b)
+            self.friction.log_gamma.copy_(torch.where(accept.to(theta0.device), self.friction.log_gamma, theta0))
+            if getattr(self.network, "quadratic", False):  # the accepted models start *as* the linear fit:
+                keep = accept.to(linear.quad_w.device)       # its one-body term, no attention force yet
+                self.network.quad_w.copy_(torch.where(keep[:, None, None], linear.quad_w, self.network.quad_w))
+                self.network.quad_b.copy_(torch.where(keep[:, None], linear.quad_b, self.network.quad_b))
+                self.network.head_w.masked_fill_(keep[:, None, None], 0.0)
             self.friction.log_gamma.grad = None
         self.ema = {k: p.detach().clone() for k, p in self.network.named_parameters()} if self.cfg.ema else None
         self.mark_good()
+        return {"free_flight_loss": free_flight.tolist(), "linear_loss": fitted.tolist(), "accepted": accept.tolist()}
+
+    @staticmethod
+    def _mean_loss(loss: "RolloutLoss", reduce_gradients: Callable[[Any], None] | None,
+                   n_calls: int = WARM_START_EVAL_CALLS) -> Tensor:
+        """Mean of ``n_calls`` loss draws per model, without gradients (averaged over ranks when reduced)."""
+        with torch.no_grad():  # an iteration past any horizon ramp: horizons up to all training snapshots
+            mean = torch.stack([loss(_PAST_RAMP) for _ in range(n_calls)]).mean(0)
+        if reduce_gradients is not None:  # the hook averages .grad of the parameters it is given
+            holder = torch.nn.Parameter(torch.zeros_like(mean))
+            holder.grad = mean.clone()
+            reduce_gradients(types.SimpleNamespace(network=torch.nn.ParameterList([holder]),
+                                                   friction=types.SimpleNamespace(log_gamma=torch.zeros(0))))
+            mean = holder.grad
+        return mean.detach().cpu()
 
     # -- line 4
     def step(self, losses: Tensor, reduce_gradients: Callable[["TrainingState"], None] | None = None) -> Tensor:
@@ -806,11 +851,9 @@ def train(
             subset_generators=subset_generators,
         )
 
-    if cfg.warm_start and reduce_gradients is not None:
-        raise ValueError("warm_start is not supported with data parallelism (reduce_gradients): every rank would "
-                         "fit its own linear mechanics; set warm_start=0")
-    if cfg.warm_start and state.iteration == 0:  # damped linear mechanics first
-        state.warm_start(make_loss, cfg.warm_start)
+    n_warm = cfg.warm_start_iterations(n_iter)
+    if n_warm and state.iteration == 0:  # damped linear mechanics first
+        info["warm_start"] = state.warm_start(make_loss, n_warm, reduce_gradients)
     loss = make_loss(state.network)
     sync_every = _sync_interval(device, cfg)
     def current() -> TrainResult:
