@@ -239,7 +239,8 @@ def report(results: Path = RESULTS) -> str:
 
 
 # ----------------------------------------------------------------------------- arms
-arm("paper")
+arm("paper", quadratic=False, warm_start=0)  # the paper's recipe with a particle minibatch (the defaults until 4bdae63)
+arm("defaults")  # the library's defaults, whatever they are
 arm("demo", lr=3e-3, friction_init=0.1)
 arm("lr1e-3", lr=1e-3)
 arm("cos3e-3", lr=3e-3, lr_schedule="cosine", lr_warmup=50)

@@ -25,7 +25,7 @@ def _setting(default: Any, group: str) -> Any:
 
 @dataclass(frozen=True)
 class WLMConfig:
-    r"""Settings of a WLM fit, in five groups; the defaults are the paper's recipe with a particle minibatch.
+    r"""Settings of a WLM fit, in five groups; the defaults are the paper's recipe with a particle minibatch and a linear warm start.
 
     The config is frozen: derive a changed copy with :meth:`replace`. :meth:`groups` lists the
     settings of every group.
@@ -35,7 +35,7 @@ class WLMConfig:
         ``time_features`` (0 = time-independent; the paper uses 16 when time-dependent),
         ``force_impl`` (``"autograd"`` or ``"analytic"``), ``dtype`` (``"float32"``),
         ``zero_init_head`` (start the output layer at zero, so the untrained model exerts no
-        force: damped free flight, constant velocity at :math:`\gamma = 0`), ``quadratic`` (add a
+        force: damped free flight, constant velocity at :math:`\gamma = 0`), ``quadratic`` (on by default: add a
         learnable one-body term :math:`\tfrac12 x^\top A x + b^\top x` per particle, from zero:
         linear restoring forces, which the attention network alone represents poorly),
         ``precision`` (``"float32"``; ``"bf16"``: bf16 autocast of the force's attention and
@@ -68,7 +68,7 @@ class WLMConfig:
         ``"observed"``: it starts at a random training snapshot that has velocities — the first
         one always qualifies — as the interpolation protocol's restarts do), ``warm_start``
         (iterations of a first fit of damped *linear* mechanics, :math:`a = -(Ax + b)` and
-        :math:`\gamma`; where it explains the data -- its loss below a tenth of free flight's
+        :math:`\gamma`; where it explains the data -- its loss below 1 % of free flight's
         -- it initialises the friction and, with ``quadratic``, the network's one-body term,
         with the output layer zeroed; elsewhere the model starts as configured. ``"auto"``: 3
         per main iteration, at most 600; 0 = off).
@@ -98,7 +98,7 @@ class WLMConfig:
     force_impl: str = _setting("autograd", "model")
     dtype: str = _setting("float32", "model")
     zero_init_head: bool = _setting(False, "model")
-    quadratic: bool = _setting(False, "model")
+    quadratic: bool = _setting(True, "model")
     precision: str = _setting("float32", "model")
     # --- physics
     friction_init: float = _setting(1.0, "physics")
@@ -126,7 +126,7 @@ class WLMConfig:
     grad_clip: float | None = _setting(None, "optimiser")
     rollout_grad: str = _setting("detached", "optimiser")
     anchor: str = _setting("first", "optimiser")
-    warm_start: int | str = _setting(0, "optimiser")
+    warm_start: int | str = _setting("auto", "optimiser")
     # --- runtime
     checkpoint_steps: Any = _setting("auto", "runtime")
     memory_budget_gb: float = _setting(4.0, "runtime")
