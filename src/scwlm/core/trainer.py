@@ -235,6 +235,11 @@ WARM_START_LR = 0.2
 #: flight's (measured ratios: harmonic well 1.5e-5, damped oscillator 1e-6 -- linear systems; big
 #: vortex 0.033, EB 0.52, small vortex 0.65, where starting from the linear fit made W1 worse)
 WARM_START_ACCEPT = 0.01
+#: after WARM_START_PROBE_AT iterations (or a quarter of them) the warm start stops, and is
+#: discarded, when the mean of its last 10 losses is above WARM_START_PROBE of free flight's for
+#: every model (measured at 50: damped oscillator 0.016, Boids above 1), so data that linear
+#: mechanics cannot explain pay for 50 iterations, not 600
+WARM_START_PROBE, WARM_START_PROBE_AT = 0.1, 50
 #: loss draws averaged for the warm start's acceptance test
 WARM_START_EVAL_CALLS = 8
 _PAST_RAMP = 2**62
@@ -491,7 +496,12 @@ class TrainingState:
         opt = torch.optim.Adam(params, lr=WARM_START_LR)
         loss = make_loss(linear)
         free_flight = self._mean_loss(loss, reduce_gradients)  # zero force: what the network starts as
+        recent: list[Tensor] = []
         for it in range(n_iter):
+            if it == min(n_iter // 4, WARM_START_PROBE_AT) and it >= 10:  # far from explaining the data by now:
+                probe = self._rank_mean(torch.stack(recent[-10:]).mean(0), reduce_gradients)  # give up
+                if bool((probe > WARM_START_PROBE * free_flight).all()):
+                    break
             for g in opt.param_groups:  # cosine decay to 5 %: the few parameters settle instead of jittering
                 g["lr"] = WARM_START_LR * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * it / max(1, n_iter - 1))))
             opt.zero_grad(set_to_none=True)
@@ -499,6 +509,8 @@ class TrainingState:
             losses.sum().backward()
             if reduce_gradients is not None:
                 reduce_gradients(types.SimpleNamespace(network=linear, friction=self.friction))
+            recent.append(losses.detach())
+
             ok = torch.isfinite(losses).all() & all(torch.isfinite(q.grad).all() for q in params if q.grad is not None)
             if not bool(ok):  # keep what was reached
                 break
@@ -523,13 +535,19 @@ class TrainingState:
         """Mean of ``n_calls`` loss draws per model, without gradients (averaged over ranks when reduced)."""
         with torch.no_grad():  # an iteration past any horizon ramp: horizons up to all training snapshots
             mean = torch.stack([loss(_PAST_RAMP) for _ in range(n_calls)]).mean(0)
+        return TrainingState._rank_mean(mean, reduce_gradients)
+
+    @staticmethod
+    def _rank_mean(values: Tensor, reduce_gradients: Callable[[Any], None] | None) -> Tensor:
+        """``values`` averaged over the ranks of a data-parallel fit (as they are otherwise), on the CPU."""
+        values = values.detach()
         if reduce_gradients is not None:  # the hook averages .grad of the parameters it is given
-            holder = torch.nn.Parameter(torch.zeros_like(mean))
-            holder.grad = mean.clone()
+            holder = torch.nn.Parameter(torch.zeros_like(values))
+            holder.grad = values.clone()
             reduce_gradients(types.SimpleNamespace(network=torch.nn.ParameterList([holder]),
                                                    friction=types.SimpleNamespace(log_gamma=torch.zeros(0))))
-            mean = holder.grad
-        return mean.detach().cpu()
+            values = holder.grad
+        return values.cpu()
 
     # -- line 4
     def step(self, losses: Tensor, reduce_gradients: Callable[["TrainingState"], None] | None = None) -> Tensor:
