@@ -313,6 +313,9 @@ def test_paper_preset_pins_every_result_setting_to_the_paper():
     assert (cfg.hidden, cfg.heads, cfg.blocks, cfg.ffn, cfg.p, cfg.scaling, cfg.ema) == (64, 4, 4, 512, 2, 0.9, 0.999)
     assert (cfg.anchor, cfg.lr_schedule, cfg.particles_per_batch, cfg.zero_init_head) == ("first", "constant", None, False)
     assert WLMConfig.paper(p=1, hidden=256).p == 1
+    # the defaults add the linear warm start; the preset does not
+    assert (WLMConfig().quadratic, WLMConfig().warm_start) == (True, "auto")
+    assert (cfg.quadratic, cfg.warm_start, cfg.warm_start_iterations(2000)) == (False, 0, 0)
 
 
 def test_linear_warm_start_hands_its_fit_to_the_quadratic_term_and_the_friction(drifting, monkeypatch):
