@@ -389,8 +389,11 @@ true value (harmonic well, `R_fr0.3`, one seed), which needs the answer: the lea
 close to wherever it starts (0.1 → 0.17, 0.3 → 0.41, 1 → 1.08). The warm start finds the friction
 from the data instead: on the harmonic well and the damped oscillator it takes the forecast from
 0.70 / 0.40 to 0.02 and recovers γ to within 2 %; on the vortices and EB linear mechanics do not
-explain the data, the warm start is discarded, and the results equal the paper recipe's within one
-seed's spread.
+explain the data, the warm start is discarded: small vortex 0.077 vs 0.076 and EB 0.935 vs 0.929
+(one seed), Boids 3.722 vs 5.285 (one seed, 300 iterations, both untrained), big vortex from t0
+0.600 ± 0.093 vs 0.498 ± 0.081 (3 seeds; from t10 0.209 vs 0.145) — worse in the mean but within
+the seed spread, not settled either way (the discarded warm start shifts the random streams, and
+the zero-initialised one-body term trains along).
 
 """
 
