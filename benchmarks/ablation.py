@@ -268,9 +268,6 @@ arm("eb_old_quick", lr=2e-3, particles_per_batch=256, blur=0.5, friction_init=5.
 arm("R_ot_obs", "ot", **_R, friction_init=0.1, anchor="observed", particles_per_batch=256)
 arm("R_ot_first", "ot", **_R, friction_init=0.1, particles_per_batch=256)
 arm("R_rna_obs", "all", **_R, friction_init=0.1, anchor="observed", particles_per_batch=256)
-arm("R_ws_quad", **_R, quadratic=True, warm_start=600)
-arm("D_ws_quad", quadratic=True, zero_init_head=True, warm_start=600)
-arm("R_ws_quad_all", "all", **_R, quadratic=True, warm_start=600, anchor="observed")
 arm("ws_quad", quadratic=True, warm_start=600)
 
 if __name__ == "__main__":

@@ -422,7 +422,11 @@ def lr_factor(cfg: WLMConfig, it: int, n_iter: int) -> float:
     if cfg.lr_schedule == "constant":
         return 1.0
     span = max(1, n_iter - cfg.lr_warmup - 1)
-    progress = min(1.0, (it - cfg.lr_warmup) / span)
+    return _cosine_factor(min(1.0, (it - cfg.lr_warmup) / span))
+
+
+def _cosine_factor(progress: float) -> float:
+    """Cosine decay from 1 at ``progress`` 0 to 5 % at ``progress`` 1."""
     return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
@@ -503,14 +507,13 @@ class TrainingState:
                 if bool((probe > WARM_START_PROBE * free_flight).all()):
                     break
             for g in opt.param_groups:  # cosine decay to 5 %: the few parameters settle instead of jittering
-                g["lr"] = WARM_START_LR * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * it / max(1, n_iter - 1))))
+                g["lr"] = WARM_START_LR * _cosine_factor(it / max(1, n_iter - 1))
             opt.zero_grad(set_to_none=True)
             losses = loss(it)
             losses.sum().backward()
             if reduce_gradients is not None:
                 reduce_gradients(types.SimpleNamespace(network=linear, friction=self.friction))
             recent.append(losses.detach())
-
             ok = torch.isfinite(losses).all() & all(torch.isfinite(q.grad).all() for q in params if q.grad is not None)
             if not bool(ok):  # keep what was reached
                 break
