@@ -149,6 +149,68 @@ def test_activation_checkpointing_gives_the_same_gradients(drifting):
     assert np.allclose(a.rollout(snaps[0], t0=0.0, times=[2.0]), b.rollout(snaps[0], t0=0.0, times=[2.0]), atol=1e-5)
 
 
+def _count_checkpoints(monkeypatch):
+    import torch.utils.checkpoint as ckpt
+
+    calls, real = [], ckpt.checkpoint
+    monkeypatch.setattr(ckpt, "checkpoint", lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
+def test_auto_checkpointing_keeps_what_fits_the_measured_budget_and_changes_nothing(drifting, monkeypatch):
+    snaps, times = drifting
+    calls = _count_checkpoints(monkeypatch)
+    free = scwlm.fit(snaps, times, n_iter=3, checkpoint_steps=False, warm_start=0, **TINY)
+    assert not calls
+    roomy = scwlm.fit(snaps, times, n_iter=3, warm_start=0, **TINY)  # "auto": a tiny graph fits any budget
+    assert not calls
+    tight = scwlm.fit(snaps, times, n_iter=3, warm_start=0, memory_budget_gb=1e-9, **TINY)
+    assert calls  # every evaluation after the measured first one is recomputed in the backward pass
+    for other in (roomy, tight):
+        assert np.allclose(free.history["loss"], other.history["loss"], rtol=1e-5)
+        assert np.allclose(free.rollout(snaps[0], t0=0.0, times=[2.0]), other.rollout(snaps[0], t0=0.0, times=[2.0]), atol=1e-5)
+
+
+def test_checkpoint_plan_follows_the_measured_bytes_of_a_force_evaluation(drifting):
+    snaps, times = drifting
+    s = as_snapshots(snaps, times)
+    cfg = WLMConfig(**TINY, memory_budget_gb=1.0)
+    res = train([Task(s, seed=0)], cfg.replace(checkpoint_steps=False), n_iter=1)
+    loss = RolloutLoss(cfg, res.network, res.friction, *_ctx_args(s, cfg)[:2], **_ctx_args(s, cfg)[2])
+    with torch.no_grad():
+        loss(0)
+    assert not loss.step_bytes  # nothing is kept without gradients, nothing measured
+    loss(0)
+    (n, per_step), = loss.step_bytes.items()
+    assert n == s.points[0].shape[0] and per_step > 0
+    loss.memory_budget = 3 * per_step  # room for three evaluations' graphs
+    assert [loss.checkpointed(k, n) for k in range(5)] == [False, False, False, True, True]
+    loss.memory_budget = per_step // 2  # the measured first evaluation is kept regardless
+    assert [loss.checkpointed(k, n) for k in range(3)] == [False, True, True]
+
+
+def test_saved_tensor_bytes_counts_distinct_storages_of_the_backward_graph():
+    from scwlm.core.trainer import saved_tensor_bytes
+
+    w = torch.ones(4, 8, requires_grad=True)
+    x = torch.ones(100, 4)
+    out, n = saved_tensor_bytes(lambda: torch.tanh(x @ w).sum(), exclude=[w])
+    # x for the product's gradient (1,600 bytes), tanh's output (3,200 bytes); w is excluded
+    assert n == 100 * 4 * 4 + 100 * 8 * 4
+    with torch.no_grad():
+        assert saved_tensor_bytes(lambda: torch.tanh(x @ w).sum())[1] == 0
+
+
+def test_memory_budget_is_validated_and_sized_for_the_device():
+    from scwlm.core.config import AUTO_MEMORY_FRACTION, device_memory
+
+    assert WLMConfig().memory_budget("cpu") == int(AUTO_MEMORY_FRACTION * device_memory("cpu"))
+    assert WLMConfig(memory_budget_gb=0.5).memory_budget("cpu") == 2**29
+    for bad in (0, -1, "big", True):
+        with pytest.raises(ValueError, match="memory_budget_gb"):
+            WLMConfig(memory_budget_gb=bad)
+
+
 # --- issue 10, bugs 1, 3, 4 and issue 11, items 1, 2 ------------------------------------------
 def test_fit_many_members_equal_separate_fits_on_uneven_time_grids():
     # leave-one-out of [0, 0.5, 2, 3]: each model keeps the time step of its own training times

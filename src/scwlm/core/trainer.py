@@ -203,10 +203,32 @@ def _device_generator(device: torch.device, seed: int) -> torch.Generator:
     return g
 
 
-def _memory_per_step(cfg: WLMConfig, E: int, n: int, itemsize: int) -> float:
-    """Rough bytes kept for the backward pass per integrator step (calibrated on CPU)."""
-    per_block = 10 * cfg.heads * n * n + 14 * n * cfg.ffn + 40 * n * cfg.hidden
-    return float(E * cfg.blocks * per_block * itemsize)
+def saved_tensor_bytes(fn: Callable[[], Tensor], exclude: Sequence[Tensor] = ()) -> tuple[Tensor, int]:
+    """``fn()`` and the bytes autograd saved for its backward pass (distinct storages, measured).
+
+    Every tensor the graph of ``fn()`` keeps for the backward pass goes through a
+    :func:`torch.autograd.graph.saved_tensors_hooks` pack hook; the sizes of their distinct
+    storages are summed, except the storages of ``exclude`` (the parameters, which live anyway).
+
+    Examples
+    --------
+    >>> w = torch.ones(3, requires_grad=True)
+    >>> x = torch.ones(1000)
+    >>> out, n = saved_tensor_bytes(lambda: (x[:, None] * w).exp().sum(), exclude=[w])
+    >>> n  # x (4 kB) for the product's gradient and exp's output (12 kB)
+    16000
+    """
+    seen: dict[int, int] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        storage = t.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    skip = {t.untyped_storage().data_ptr() for t in exclude}
+    return out, sum(b for ptr, b in seen.items() if ptr not in skip)
 
 
 class LinearForces(torch.nn.Module):
@@ -276,6 +298,9 @@ class RolloutLoss:
         self.blurs, self.diameters = list(blurs), list(diameters)
         p0 = next(network.parameters())
         self.device, self.dtype = p0.device, p0.dtype
+        #: bytes autograd keeps per force evaluation (all models), measured once per particle count
+        self.step_bytes: dict[int, int] = {}
+        self.memory_budget = cfg.memory_budget(self.device)
 
     def horizon_cap(self, it: int, e: int, start: int = 0) -> int:
         """Largest horizon model ``e`` may draw at iteration ``it`` from snapshot ``start``."""
@@ -329,7 +354,7 @@ class RolloutLoss:
         record = sorted({s for e in range(E) for s in at_k[e]})
         t0 = torch.tensor([data.times[e][J[e]] for e in range(E)], dtype=self.dtype, device=self.device)
         positions = leapfrog(
-            self.force_fn(n, n_steps, S), torch.stack(x0), torch.stack(v0), steps=steps, gamma=self.friction(), t0=t0,
+            self.force_fn(n, n_steps), torch.stack(x0), torch.stack(v0), steps=steps, gamma=self.friction(), t0=t0,
             scheme=cfg.integrator, record=record,
         ).positions
         # line 3: mean over k <= K_e of the Sinkhorn divergences, all in one batched call
@@ -357,14 +382,23 @@ class RolloutLoss:
             idx = torch.randperm(size, generator=self.subset_gens[e])[:n]
         return idx.to(self.device)
 
-    def force_fn(self, n: int, n_steps: list[int], S: int) -> Callable[[Tensor, Tensor], Tensor]:
+    def checkpointed(self, s: int, n: int) -> bool:
+        """Whether force evaluation ``s`` of a rollout of ``n`` particles per model is checkpointed.
+
+        ``checkpoint_steps="auto"``: the first evaluations are kept for the backward pass as long
+        as their graphs fit in ``memory_budget_gb``, at the bytes measured for this ``n``
+        (:attr:`step_bytes`, from the first evaluation at that size); the later ones are
+        recomputed in the backward pass. ``True`` / ``False``: every / no evaluation.
+        """
+        mode = self.cfg.checkpoint_steps
+        if mode != "auto":
+            return bool(mode)
+        return s > 0 and (s + 1) * self.step_bytes[n] > self.memory_budget
+
+    def force_fn(self, n: int, n_steps: list[int]) -> Callable[[Tensor, Tensor], Tensor]:
         """The force of the rollout: dropout masks per model, detaching, step checkpointing."""
         cfg, net = self.cfg, self.net
         dropout = net.dropout > 0
-        use_ckpt = cfg.checkpoint_steps is True or (
-            cfg.checkpoint_steps == "auto"
-            and S * _memory_per_step(cfg, self.E, n, torch.finfo(self.dtype).bits // 8) > cfg.memory_budget_gb * 2**30
-        )
         counter = [0]
 
         def masks_now() -> DropoutMasks | None:
@@ -396,9 +430,16 @@ class RolloutLoss:
             return net.forces(x, t, masks=masks, create_graph=True, impl=cfg.force_impl, precision=cfg.precision)
 
         def force(x: Tensor, t: Tensor) -> Tensor:
+            s = counter[0]
             masks = masks_now()
             xin = x.detach() if cfg.rollout_grad == "detached" else x
-            if use_ckpt:
+            if not torch.is_grad_enabled():  # nothing is kept for a backward pass
+                return raw(xin, t, masks)
+            if cfg.checkpoint_steps == "auto" and n not in self.step_bytes:
+                # the first evaluation at this size is measured, not checkpointed
+                out, self.step_bytes[n] = saved_tensor_bytes(lambda: raw(xin, t, masks), exclude=list(net.parameters()))
+                return out
+            if self.checkpointed(s, n):
                 from torch.utils.checkpoint import checkpoint
 
                 return checkpoint(raw, xin, t, masks, use_reentrant=False)
