@@ -82,6 +82,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "geomloss": dict(config={"sinkhorn_backend": "geomloss"}),
     "nockpt": dict(config={"checkpoint_steps": False}),
     "ckpt": dict(config={"checkpoint_steps": True}),
+    "mem1": dict(config={"memory_budget_gb": 1.0}),
     "warm": dict(levers={"warm_start": True}),
     "cudagraph": dict(todo=(
         "TODO (not built): CUDA-graph capture of a whole training iteration. Needs a static iteration: "
@@ -124,12 +125,25 @@ def _install_levers(levers: dict[str, Any]) -> dict[str, Any]:
     from scwlm.core.divergence import SinkhornDivergence
     from scwlm.core.potential import SetPotential
 
-    saved = (trainer.SinkhornDivergence, trainer.SetPotential)
+    import torch.utils.checkpoint as ckpt
+
+    saved = (trainer.SinkhornDivergence, trainer.SetPotential, trainer.saved_tensor_bytes, ckpt.checkpoint)
 
     def restore() -> None:
-        trainer.SinkhornDivergence, trainer.SetPotential = saved
+        trainer.SinkhornDivergence, trainer.SetPotential, trainer.saved_tensor_bytes, ckpt.checkpoint = saved
 
-    stats: dict[str, Any] = {"steps": [], "compiled": [], "restore": restore}
+    stats: dict[str, Any] = {"steps": [], "compiled": [], "kept_bytes": [], "checkpointed": 0, "restore": restore}
+
+    def counted_bytes(*args, **kwargs):  # the measured graph of a force evaluation (checkpoint_steps="auto")
+        out, n = saved[2](*args, **kwargs)
+        stats["kept_bytes"].append(n)
+        return out, n
+
+    def counted_checkpoint(*args, **kwargs):
+        stats["checkpointed"] += 1
+        return saved[3](*args, **kwargs)
+
+    trainer.saved_tensor_bytes, ckpt.checkpoint = counted_bytes, counted_checkpoint
 
     class BenchDivergence(SinkhornDivergence):
         def __init__(self, *args, **kwargs):
@@ -229,6 +243,9 @@ def run_ours(name: str, iters: int, warmup: int, device: str, extra: dict, ensem
     res["eps_steps"] = float(np.mean(timed)) if timed else None
     res["eps_steps_first"] = steps[0] if steps else None
     res["loss_calls"] = len(stats["steps"])
+    # step checkpointing: the measured graph of one force evaluation, and checkpointed evaluations per iteration
+    res["kept_mb_per_step"] = stats["kept_bytes"][0] / 2**20 if stats["kept_bytes"] else None
+    res["checkpointed_per_iter"] = stats["checkpointed"] / max(1, len(stats["steps"]))
     if variant is not None:
         res["variant"] = variant
         res["levers"] = spec["levers"]
@@ -491,10 +508,12 @@ def _variant_table(results: list[dict], machine: dict) -> str:
         f"{', GPU ' + machine['cuda'] if machine.get('cuda') else ''}; torch {machine['torch']}; commit {machine['commit']}.",
         f"Command: `{machine['command']}`", "",
         "Only ratios within one run are comparable. ε-steps: Sinkhorn ε-scaling iterations per loss call "
-        "(timed iterations; the first call in parentheses when it differs).", "",
-        "| workload | impl | variant | device | iters | median s/iter | min | max | peak memory (GB) | ε-steps / loss call | "
+        "(timed iterations; the first call in parentheses when it differs). Kept graph: the bytes autograd keeps for one force "
+        "evaluation, measured (`checkpoint_steps=\"auto\"`), and the evaluations per iteration recomputed in the backward "
+        "pass (step checkpointing).", "",
+        "| workload | impl | variant | device | iters | median s/iter | min | max | peak memory (GB) | kept graph MB / step; checkpointed / iter | ε-steps / loss call | "
         "vs ours fp32, same run | authors' code, same run | speed-up vs authors, same run | authors' code, reported (H200 / 2-core CPU) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     ok = [r for r in results if "failed" not in r and r.get("impl") != "todo"]
     authors = {(r["workload"], r.get("device")): r for r in ok if r["impl"] == "authors"}
@@ -508,10 +527,10 @@ def _variant_table(results: list[dict], machine: dict) -> str:
         label = r.get("impl", "ours") + (f" (E={ens})" if ens > 1 else "") + (f" {r['options']}" if r.get("options") else "")
         variant = r.get("variant", "–" if r.get("impl") == "authors" else "fp32")
         if r.get("impl") == "todo":
-            lines.append(f"| {wl} | ours | {variant} | – | – | – | – | – | – | – | – | – | – | {r['todo']} |")
+            lines.append(f"| {wl} | ours | {variant} | – | – | – | – | – | – | – | – | – | – | – | {r['todo']} |")
             continue
         if "failed" in r:
-            lines.append(f"| {wl} | {label} | {variant} | – | – | – | – | – | – | – | – | – | – | FAILED: {r['failed']} |")
+            lines.append(f"| {wl} | {label} | {variant} | – | – | – | – | – | – | – | – | – | – | – | FAILED: {r['failed']} |")
             continue
         rep = WORKLOADS[wl]["reported"]
         reported = f"{rep['h200']} / {rep['cpu']} s/iter; {rep['memory']}"
@@ -521,6 +540,9 @@ def _variant_table(results: list[dict], machine: dict) -> str:
         if r.get("compile_s"):
             steps_txt += "; compile " + ", ".join("–" if c is None else f"{c:.1f} s" for c in r["compile_s"]) + (
                 "" if r.get("compiled", True) else " (fell back to eager)")
+        kept = r.get("kept_mb_per_step")
+        kept_txt = "–" if "checkpointed_per_iter" not in r else (
+            ("–" if kept is None else f"{kept:.0f}") + f"; {r['checkpointed_per_iter']:.1f}")
         if r["impl"] == "authors":
             vs_base = same = speed = "–"
         else:
@@ -531,7 +553,7 @@ def _variant_table(results: list[dict], machine: dict) -> str:
             speed = f"{a['median_s'] / r['median_s']:.2f}x" if a else "–"
         lines.append(
             f"| {wl} | {label} | {variant} | {r['device']} | {r['iters']} | {r['median_s']:.3f} | {r['min_s']:.3f} | "
-            f"{r['max_s']:.3f} | {r['peak_gb']:.2f} | {steps_txt} | {vs_base} | {same} | {speed} | {reported} |"
+            f"{r['max_s']:.3f} | {r['peak_gb']:.2f} | {kept_txt} | {steps_txt} | {vs_base} | {same} | {speed} | {reported} |"
         )
     return "\n".join(lines) + "\n"
 

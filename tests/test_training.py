@@ -184,9 +184,10 @@ def test_checkpoint_plan_follows_the_measured_bytes_of_a_force_evaluation(drifti
     (n, per_step), = loss.step_bytes.items()
     assert n == s.points[0].shape[0] and per_step > 0
     loss.memory_budget = 3 * per_step  # room for three evaluations' graphs
-    assert [loss.checkpointed(k, n) for k in range(5)] == [False, False, False, True, True]
+    assert [loss.checkpointed(k, n, 3) for k in range(3)] == [False] * 3  # a rollout of three fits
+    assert [loss.checkpointed(k, n, 4) for k in range(4)] == [False, True, True, True]  # four do not
     loss.memory_budget = per_step // 2  # the measured first evaluation is kept regardless
-    assert [loss.checkpointed(k, n) for k in range(3)] == [False, True, True]
+    assert [loss.checkpointed(k, n, 2) for k in range(2)] == [False, True]
 
 
 def test_saved_tensor_bytes_counts_distinct_storages_of_the_backward_graph():

@@ -75,8 +75,8 @@ class WLMConfig:
     ``runtime`` — how a fit runs, never what it computes (not saved with a model, not compared on resume)
         ``checkpoint_steps`` (activation checkpointing of integrator steps; ``"auto"``: the graph
         of the first force evaluation of a rollout is measured -- the bytes autograd saves -- and
-        the evaluations that would take the kept graph past ``memory_budget_gb`` are recomputed in
-        the backward pass instead of stored; ``True``/``False``: every / no step),
+        when the rollout's evaluations would take the kept graph past ``memory_budget_gb`` they
+        are recomputed in the backward pass instead of stored; ``True``/``False``: every / no step),
         ``memory_budget_gb`` (``"auto"``: an eighth of the GPU's memory, or of the machine's on a
         CPU),
         ``checkpoint_every`` / ``checkpoint_path`` (save a resumable checkpoint every N
@@ -364,8 +364,8 @@ WARM_START_PER_ITER, WARM_START_MAX = 3, 600
 AUTO_BATCH: dict[str, int] = {"cpu": 256, "cuda": 1024, "mps": 512}
 
 #: ``memory_budget_gb="auto"``: the share of the device's memory that the rollout's graph may keep
-#: (on a CPU the resident memory peaks at about 1.5x the kept graph plus 2 GB: allocator
-#: fragmentation and the transients of the backward pass, measured on Boids k = 10)
+#: (on a CPU the resident memory peaks at about 2.3x the kept graph: allocator fragmentation and
+#: the transients of the backward pass; Boids k = 10, 2.35 GB kept, peaks at 5.5 GB)
 AUTO_MEMORY_FRACTION = 0.125
 
 #: memory assumed where the device's cannot be read (Windows CPUs)

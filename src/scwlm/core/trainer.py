@@ -354,7 +354,7 @@ class RolloutLoss:
         record = sorted({s for e in range(E) for s in at_k[e]})
         t0 = torch.tensor([data.times[e][J[e]] for e in range(E)], dtype=self.dtype, device=self.device)
         positions = leapfrog(
-            self.force_fn(n, n_steps), torch.stack(x0), torch.stack(v0), steps=steps, gamma=self.friction(), t0=t0,
+            self.force_fn(n, n_steps, S), torch.stack(x0), torch.stack(v0), steps=steps, gamma=self.friction(), t0=t0,
             scheme=cfg.integrator, record=record,
         ).positions
         # line 3: mean over k <= K_e of the Sinkhorn divergences, all in one batched call
@@ -382,20 +382,23 @@ class RolloutLoss:
             idx = torch.randperm(size, generator=self.subset_gens[e])[:n]
         return idx.to(self.device)
 
-    def checkpointed(self, s: int, n: int) -> bool:
-        """Whether force evaluation ``s`` of a rollout of ``n`` particles per model is checkpointed.
+    def checkpointed(self, s: int, n: int, S: int) -> bool:
+        """Whether force evaluation ``s`` of a rollout of ``S`` evaluations of ``n`` particles per model is checkpointed.
 
-        ``checkpoint_steps="auto"``: the first evaluations are kept for the backward pass as long
-        as their graphs fit in ``memory_budget_gb``, at the bytes measured for this ``n``
-        (:attr:`step_bytes`, from the first evaluation at that size); the later ones are
-        recomputed in the backward pass. ``True`` / ``False``: every / no evaluation.
+        ``checkpoint_steps="auto"``: when the graphs of all ``S`` evaluations, at the bytes
+        measured for this ``n`` (:attr:`step_bytes`, from the first evaluation at that size), fit
+        in ``memory_budget_gb``, none is checkpointed; otherwise every one after the first is
+        recomputed in the backward pass. All or nothing: keeping only some of them stored buys
+        time in proportion to the share stored, while the resident memory grows by about three
+        times their graphs on a CPU (measured on Boids k = 49: 12 of 49 stored, 52 s/iter and
+        9.7 GB, against 4 stored, 51 s/iter and 6.3 GB). ``True`` / ``False``: every / no evaluation.
         """
         mode = self.cfg.checkpoint_steps
         if mode != "auto":
             return bool(mode)
-        return s > 0 and (s + 1) * self.step_bytes[n] > self.memory_budget
+        return s > 0 and S * self.step_bytes[n] > self.memory_budget
 
-    def force_fn(self, n: int, n_steps: list[int]) -> Callable[[Tensor, Tensor], Tensor]:
+    def force_fn(self, n: int, n_steps: list[int], S: int) -> Callable[[Tensor, Tensor], Tensor]:
         """The force of the rollout: dropout masks per model, detaching, step checkpointing."""
         cfg, net = self.cfg, self.net
         dropout = net.dropout > 0
@@ -439,7 +442,7 @@ class RolloutLoss:
                 # the first evaluation at this size is measured, not checkpointed
                 out, self.step_bytes[n] = saved_tensor_bytes(lambda: raw(xin, t, masks), exclude=list(net.parameters()))
                 return out
-            if self.checkpointed(s, n):
+            if self.checkpointed(s, n, S):
                 from torch.utils.checkpoint import checkpoint
 
                 return checkpoint(raw, xin, t, masks, use_reentrant=False)
