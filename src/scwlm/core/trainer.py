@@ -382,21 +382,21 @@ class RolloutLoss:
             idx = torch.randperm(size, generator=self.subset_gens[e])[:n]
         return idx.to(self.device)
 
-    def checkpointed(self, s: int, n: int, S: int) -> bool:
-        """Whether force evaluation ``s`` of a rollout of ``S`` evaluations of ``n`` particles per model is checkpointed.
+    def checkpointed(self, n: int, S: int) -> bool:
+        """Whether the force evaluations of a rollout of ``S`` evaluations of ``n`` particles per model are checkpointed.
 
         ``checkpoint_steps="auto"``: when the graphs of all ``S`` evaluations, at the bytes
-        measured for this ``n`` (:attr:`step_bytes`, from the first evaluation at that size), fit
-        in ``memory_budget_gb``, none is checkpointed; otherwise every one after the first is
-        recomputed in the backward pass. All or nothing: keeping only some of them stored buys
-        time in proportion to the share stored, while the resident memory grows by about three
-        times their graphs on a CPU (measured on Boids k = 49: 12 of 49 stored, 52 s/iter and
-        9.7 GB, against 4 stored, 51 s/iter and 6.3 GB). ``True`` / ``False``: every / no evaluation.
+        measured for this ``n`` (:attr:`step_bytes`), fit in ``memory_budget_gb``, none is
+        checkpointed; otherwise every one is recomputed in the backward pass. All or nothing:
+        storing only some of them buys time in proportion to the share stored, while the resident
+        memory grows by about three times their graphs on a CPU (measured on Boids k = 49: 12 of 49
+        stored, 52 s/iter and 9.7 GB; none stored, 48 s/iter and 3.8 GB). ``True`` / ``False``:
+        every / no evaluation.
         """
         mode = self.cfg.checkpoint_steps
         if mode != "auto":
             return bool(mode)
-        return s > 0 and S * self.step_bytes[n] > self.memory_budget
+        return S * self.step_bytes[n] > self.memory_budget
 
     def force_fn(self, n: int, n_steps: list[int], S: int) -> Callable[[Tensor, Tensor], Tensor]:
         """The force of the rollout: dropout masks per model, detaching, step checkpointing."""
@@ -433,16 +433,15 @@ class RolloutLoss:
             return net.forces(x, t, masks=masks, create_graph=True, impl=cfg.force_impl, precision=cfg.precision)
 
         def force(x: Tensor, t: Tensor) -> Tensor:
-            s = counter[0]
             masks = masks_now()
             xin = x.detach() if cfg.rollout_grad == "detached" else x
             if not torch.is_grad_enabled():  # nothing is kept for a backward pass
                 return raw(xin, t, masks)
             if cfg.checkpoint_steps == "auto" and n not in self.step_bytes:
-                # the first evaluation at this size is measured, not checkpointed
-                out, self.step_bytes[n] = saved_tensor_bytes(lambda: raw(xin, t, masks), exclude=list(net.parameters()))
-                return out
-            if self.checkpointed(s, n, S):
+                # measured once per size, on an evaluation whose graph is dropped at once (the
+                # same inputs and masks: nothing else changes)
+                self.step_bytes[n] = saved_tensor_bytes(lambda: raw(xin, t, masks), exclude=list(net.parameters()))[1]
+            if self.checkpointed(n, S):
                 from torch.utils.checkpoint import checkpoint
 
                 return checkpoint(raw, xin, t, masks, use_reentrant=False)
