@@ -367,6 +367,24 @@ The budget profile (`--profile budget`) runs every experiment with the library's
 settings that describe the data or the physics are given (`BUDGET` in `benchmarks/experiments.py`) —
 and `scwlm.fit`'s default iteration count; its report checks the targets and a budget of 600 s of
 training per model on 2 CPU cores.
+
+Only the two vortex experiments have budget records so far. A 40-iteration probe of the other three
+with the defaults gives the cost of a full run. The command was `python -m benchmarks.reproduce
+--experiment boids eb_loo gf_sde --profile budget --seeds 0 --n-iter 40 --results /tmp/probe.jsonl`,
+on 2026-12-02 at commit 2830391. The machine instance was about 2.6x slower than the one of the
+vortex records (see docs/performance.md). The probe's training seconds per model, extrapolated
+linearly to the default 2,000 iterations (the warm start is included in the probe and capped at 600
+cheap iterations in a full run, so this overstates its share):
+
+| experiment | 40 iterations | 2,000 iterations, extrapolated | budget |
+|---|---|---|---|
+| EB leave-one-out (3 holdouts, one ensemble) | 11.5 s | about 575 s | 600 s |
+| GF-SDE (20 models, one ensemble) | 19.3 s | about 965 s | 600 s |
+| Boids | 110 s | about 5,500 s | 600 s |
+
+Boids trains on 50 snapshots with horizons drawn up to 49 intervals: an iteration rolls out about
+25 steps on average, so with the defaults it costs 9x the budget. These three are not run at full
+size yet, so their targets are neither met nor missed on this page.
 """
 
 
