@@ -25,7 +25,9 @@ our engine, see :data:`VARIANTS`. Levers that are not (yet) settings of ``WLMCon
 products, ``torch.compile`` of the force, warm-started Sinkhorn) are applied inside the worker
 process by handing the trainer subclasses of ``SetPotential`` / ``SinkhornDivergence`` that pass
 the option on (:func:`_install_levers`); every run also counts the Sinkhorn
-ε-steps of each loss call (``eps_steps`` in the JSON, a column of the table).
+ε-steps of each loss call (``eps_steps`` in the JSON, a column of the table), and records the
+measured graph of one force evaluation (``kept_mb_per_step``, when ``checkpoint_steps="auto"``
+measures it) and the checkpointed force evaluations per iteration (``checkpointed_per_iter``).
 """
 
 from __future__ import annotations

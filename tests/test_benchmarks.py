@@ -63,6 +63,15 @@ def test_speed_worker_times_our_iteration():
     assert res["iters"] == 2 and res["median_s"] > 0 and res["peak_gb"] > 0
     text = speed.table([res], {"date": "d", "cpu": "c", "cores": 2, "threads": 2, "cuda": None, "torch": "t", "commit": "x", "command": "c"})
     assert "oceans_small_interp" in text and res["ops"] is None
+    # the measured graph of a force evaluation; the tiny rollout fits any budget: nothing checkpointed
+    assert res["kept_mb_per_step"] > 0 and res["checkpointed_per_iter"] == 0
+
+
+def test_speed_worker_counts_checkpointed_evaluations():
+    res = speed.run_ours("oceans_small_interp", iters=1, warmup=1, device="cpu", extra={**TINY_NET, "memory_budget_gb": 1e-9})
+    assert res["kept_mb_per_step"] > 0 and res["checkpointed_per_iter"] >= 1
+    text = speed.table([{**res, "variant": "fp32"}], {"command": "c"})
+    assert "kept graph MB / step" in text and f"{res['checkpointed_per_iter']:.1f}" in text
 
 
 def test_speed_operator_profile_of_the_timed_iterations():
