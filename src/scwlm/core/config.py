@@ -74,9 +74,9 @@ class WLMConfig:
         per main iteration, at most 600; 0 = off).
     ``runtime`` — how a fit runs, never what it computes (not saved with a model, not compared on resume)
         ``checkpoint_steps`` (activation checkpointing of integrator steps; ``"auto"``: the graph
-        of the first force evaluation of a rollout is measured -- the bytes autograd saves -- and
-        when the rollout's evaluations would take the kept graph past ``memory_budget_gb`` they
-        are recomputed in the backward pass instead of stored; ``True``/``False``: every / no step),
+        of one force evaluation is measured once per particle count -- the bytes autograd saves --
+        and when a rollout's evaluations would take the kept graph past ``memory_budget_gb`` they
+        are all recomputed in the backward pass instead of stored; ``True``/``False``: every / no step),
         ``memory_budget_gb`` (``"auto"``: an eighth of the GPU's memory, or of the machine's on a
         CPU),
         ``checkpoint_every`` / ``checkpoint_path`` (save a resumable checkpoint every N
@@ -241,7 +241,7 @@ class WLMConfig:
         """
         if self.particles_per_batch != "auto":
             return self.particles_per_batch
-        kind = device.type if hasattr(device, "type") else str(device).split(":")[0]
+        kind = _device_kind(device)
         return AUTO_BATCH.get(kind, AUTO_BATCH["cpu"])
 
     def memory_budget(self, device: Any = "cpu") -> int:
@@ -372,6 +372,11 @@ AUTO_MEMORY_FRACTION = 0.125
 _FALLBACK_MEMORY = 16 * 2**30
 
 
+def _device_kind(device: Any) -> str:
+    """``"cpu"``, ``"cuda"``, ... of a :class:`torch.device` or a device string such as ``"cuda:1"``."""
+    return device.type if hasattr(device, "type") else str(device).split(":")[0]
+
+
 def device_memory(device: Any = "cpu") -> int:
     """Total memory of ``device`` in bytes: a GPU's own, else the machine's physical memory.
 
@@ -380,8 +385,7 @@ def device_memory(device: Any = "cpu") -> int:
     >>> device_memory("cpu") > 2**28
     True
     """
-    kind = device.type if hasattr(device, "type") else str(device).split(":")[0]
-    if kind == "cuda":
+    if _device_kind(device) == "cuda":
         import torch
 
         return int(torch.cuda.get_device_properties(device).total_memory)

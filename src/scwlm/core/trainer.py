@@ -389,7 +389,7 @@ class RolloutLoss:
         measured for this ``n`` (:attr:`step_bytes`), fit in ``memory_budget_gb``, none is
         checkpointed; otherwise every one is recomputed in the backward pass. All or nothing:
         storing only some of them buys time in proportion to the share stored, while the resident
-        memory grows by about three times their graphs on a CPU (measured on Boids k = 49: 12 of 49
+        memory grows by two to three times their graphs on a CPU (measured on Boids k = 49: 12 of 49
         stored, 52 s/iter and 9.7 GB; none stored, 48 s/iter and 3.8 GB). ``True`` / ``False``:
         every / no evaluation.
         """
