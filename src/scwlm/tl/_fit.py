@@ -23,7 +23,7 @@ from ..core.config import WLMConfig
 from ..core.metrics import mean_se
 from ..mechanics import ROLLOUT_CHUNK_SIZE
 from ._prepare import check_key_added, prepare, resolve_holdouts
-from ._store import FitRecord, Params, config_dict, evaluation_metrics, write_record
+from ._store import FitRecord, Params, evaluation_metrics, write_record
 
 if TYPE_CHECKING:  # pragma: no cover
     from anndata import AnnData
@@ -210,12 +210,9 @@ def fit_mechanics(
             **evaluation_metrics(ev["w1_method"], ev["w1_se"], ev["w1_settings"], base, ROLLOUT_CHUNK_SIZE),
         }
     record = FitRecord(
-        params=Params(
-            time_key=time_key, basis=basis, n_dims=int(prep.n_dims), velocity_key=velocity_key,
-            velocity_source=prep.velocity_source, labels=list(axis.labels), times=np.asarray(times, dtype=np.float64),
-            time_kind=axis.kind, n_cells=np.asarray([s.shape[0] for s in snaps], dtype=np.int64),
-            holdouts=[axis.labels[i] for i in held], friction=friction, n_iter=int(n_iter), device=str(device),
-            engine_config=config_dict(cfg),
+        params=Params.of_fit(
+            prep, time_key=time_key, basis=basis, velocity_key=velocity_key, snapshots=snaps, held=held,
+            friction=friction, n_iter=n_iter, device=device, config=cfg,
         ),
         mean=prep.mean.copy(), std=prep.std.copy(), model=mech.to_state(), friction=float(mech.friction),
         friction_history=np.asarray(mech.history.get("friction", []), dtype=np.float64),

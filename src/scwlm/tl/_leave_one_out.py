@@ -12,7 +12,7 @@ from ..core.baselines import interpolation_baselines
 from ..core.config import WLMConfig
 from ..mechanics import ROLLOUT_CHUNK_SIZE
 from ._prepare import check_key_added, prepare, resolve_holdouts
-from ._store import LOO_COLUMNS, LeaveOneOutRecord, Params, config_dict, evaluation_metrics, write_record
+from ._store import LOO_COLUMNS, LeaveOneOutRecord, Params, evaluation_metrics, write_record
 
 if TYPE_CHECKING:  # pragma: no cover
     from anndata import AnnData
@@ -159,12 +159,9 @@ def leave_one_out(
     hs, ss = [axis.labels[h] for h, _ in rows], [s for _, s in rows]
     names = LeaveOneOutRecord.key_names(hs, ss)
     record = LeaveOneOutRecord(
-        params=Params(
-            time_key=time_key, basis=basis, n_dims=int(prep.n_dims), velocity_key=velocity_key,
-            velocity_source=prep.velocity_source, labels=list(axis.labels), times=np.asarray(times, dtype=np.float64),
-            time_kind=axis.kind, n_cells=np.asarray([x.shape[0] for x in snaps], dtype=np.int64),
-            holdouts=[axis.labels[h] for h in held], friction=friction, n_iter=int(n_iter), device=str(device),
-            engine_config=config_dict(cfg),
+        params=Params.of_fit(
+            prep, time_key=time_key, basis=basis, velocity_key=velocity_key, snapshots=snaps, held=held,
+            friction=friction, n_iter=n_iter, device=device, config=cfg,
         ),
         mean=prep.mean.copy(), std=prep.std.copy(), seeds=seeds,
         start_labels=[axis.labels[base[h]["start"]] for h in held], table=df,
