@@ -139,30 +139,17 @@ class RssSampler:
         self.sample()
 
 
-def _parse_value(text: str) -> Any:
-    low = text.strip()
-    if low in ("None", "none", "null"):
-        return None
-    if low in ("True", "true"):
-        return True
-    if low in ("False", "false"):
-        return False
-    for kind in (int, float):
-        try:
-            return kind(low)
-        except ValueError:
-            pass
-    return low
-
-
 def parse_settings(items: Sequence[str]) -> dict[str, Any]:
-    """``["hidden=8", "p=1"]`` -> ``{"hidden": 8, "p": 1}`` (``ValueError`` naming ``--set``)."""
+    """``["hidden=8", "p=1"]`` -> ``{"hidden": 8, "p": 1}`` (``ValueError`` naming ``--set``); values
+    are read as ``scwlm fit --set`` reads them (:func:`scwlm.cli.parse_value`)."""
+    from scwlm.cli import parse_value
+
     out = {}
     for item in items:
         if "=" not in item:
             raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
         k, v = item.split("=", 1)
-        out[k.strip()] = _parse_value(v)
+        out[k.strip()] = parse_value(v)
     return out
 
 

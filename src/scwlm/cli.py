@@ -77,7 +77,22 @@ def _friction(text: str):
         raise argparse.ArgumentTypeError(f"expected 'learnable' or a finite number >= 0, got {text!r}") from None
 
 
-def _parse_value(text: str):
+#: Python's spellings of the JSON constants, accepted in ``--set`` values too
+_PY_CONSTANTS = {"None": None, "True": True, "False": False}
+
+
+def parse_value(text: str):
+    """A ``--set key=value`` value: JSON (numbers, ``true``/``false``/``null``, lists, quoted strings),
+    Python's ``None``/``True``/``False``, or else the text itself.
+
+    Examples
+    --------
+    >>> [parse_value(t) for t in ["8", "1.25", "None", "false", "[1, 2]", "paper"]]
+    [8, 1.25, None, False, [1, 2], 'paper']
+    """
+    text = text.strip()
+    if text in _PY_CONSTANTS:
+        return _PY_CONSTANTS[text]
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -227,7 +242,7 @@ def _fit(args) -> int:
         if "=" not in item:
             raise _UsageError(f"--set expects KEY=VALUE, got {item!r}")
         k, v = item.split("=", 1)
-        config[k.strip()] = _parse_value(v)
+        config[k.strip()] = parse_value(v)
     try:
         cfg = WLMConfig.from_kwargs(**config)
     except ValueError as exc:
