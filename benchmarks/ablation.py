@@ -34,7 +34,8 @@ RESULTS = Path(__file__).resolve().parent / "results" / "ablation.jsonl"
 
 #: the arms: engine settings on top of the defaults, and which velocities training sees
 #: ("first": measured velocities of the first snapshot only; "all": every measured velocity;
-#: "ot": optimal-transport velocities toward the next training snapshot, measured ones ignored)
+#: "ot": optimal-transport velocities toward the next training snapshot, measured ones ignored;
+#: "first_ot": the first snapshot's measured velocities, OT velocities for the later ones)
 ARMS: dict[str, dict[str, Any]] = {}
 
 
@@ -45,6 +46,9 @@ def arm(name: str, velocities: str = "first", **config: Any) -> None:
 def _train_velocities(mode: str, snaps, times, vels):
     if mode == "ot":
         return ot_velocities(snaps, times)
+    if mode == "first_ot":
+        ot = ot_velocities(snaps, times)
+        return ot if vels is None or vels[0] is None else [vels[0]] + ot[1:]
     if mode == "all" and vels is not None:
         return list(vels)
     return None if vels is None else [vels[0]] + [None] * (len(snaps) - 1)
@@ -269,6 +273,14 @@ arm("R_ot_obs", "ot", **_R, friction_init=0.1, anchor="observed", particles_per_
 arm("R_ot_first", "ot", **_R, friction_init=0.1, particles_per_batch=256)
 arm("R_rna_obs", "all", **_R, friction_init=0.1, anchor="observed", particles_per_batch=256)
 arm("ws_quad", quadratic=True, warm_start=600)
+# short rollouts from every training snapshot (measured v0, OT velocities elsewhere): an
+# iteration costs a few integrator steps however long the time course is
+arm("obs_ot_h5", "first_ot", anchor="observed", horizon=5)
+arm("obs_ot_h10", "first_ot", anchor="observed", horizon=10)
+arm("obs_ot_h5_lr1e-3", "first_ot", anchor="observed", horizon=5, lr=1e-3)
+arm("obs_ot_h10_lr1e-3", "first_ot", anchor="observed", horizon=10, lr=1e-3)
+arm("lr1e-3_ramp", lr=1e-3, horizon_ramp=2000)
+arm("quick_boids", lr=1e-3, particles_per_batch=100, horizon_ramp=300)  # the quick profile's Boids changes
 
 if __name__ == "__main__":
     raise SystemExit(main())
