@@ -425,3 +425,28 @@ def test_bf16_precision_setting_trains(drifting):
     snaps, times = drifting
     mech = scwlm.fit(snaps, times, n_iter=2, precision="bf16", **TINY)
     assert np.isfinite(mech.history["loss"]).all()
+
+
+def test_warm_started_sinkhorn_duals_take_fewer_eps_steps_and_train_like_cold_ones(drifting, monkeypatch):
+    import scwlm.core.trainer as trainer
+    from scwlm.core.divergence import WARM_START_STEPS
+
+    made = []
+
+    class Recorded(SinkhornDivergence):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(trainer, "SinkhornDivergence", Recorded)
+    snaps, times = drifting
+    kw = dict(n_iter=6, lr=1e-3, ema=None, warm_start=0, sinkhorn_backend="tensorized", **TINY)
+    cold = scwlm.fit(snaps, times, **kw)
+    warm = scwlm.fit(snaps, times, sinkhorn_warm_start=True, **kw)
+    (c, w) = made
+    assert (c.warm_start, w.warm_start) == (0, WARM_START_STEPS)  # off by default
+    # the first call of a shape anneals from the diameter; later ones iterate over the last 5 temperatures
+    assert w.total_steps < c.total_steps and w.n_calls == c.n_calls
+    assert w.last_n_steps == WARM_START_STEPS < c.last_n_steps
+    np.testing.assert_allclose(warm.history["loss"], cold.history["loss"], rtol=0.05, atol=1e-3)
+    assert WLMConfig.paper().sinkhorn_warm_start is False

@@ -896,7 +896,8 @@ def train(
     ]
     diameters = [point_cloud_diameter(t.snapshots.points) for t in tasks]
     divergence = SinkhornDivergence(
-        p=cfg.p, blur=blurs[0], scaling=cfg.scaling, diameter=diameters[0], backend=cfg.sinkhorn_backend
+        p=cfg.p, blur=blurs[0], scaling=cfg.scaling, diameter=diameters[0], backend=cfg.sinkhorn_backend,
+        warm_start=cfg.sinkhorn_warm_start,
     )
     state = TrainingState(tasks, cfg, dims.pop(), device, dtype, n_iter)
     fingerprint = _fingerprint(tasks)
