@@ -211,7 +211,7 @@ def fit_mechanics(
         }
     record = FitRecord(
         params=Params.of_fit(
-            prep, time_key=time_key, basis=basis, velocity_key=velocity_key, snapshots=snaps, held=held,
+            prep, time_key=time_key, basis=basis, velocity_key=velocity_key, held=held,
             friction=friction, n_iter=n_iter, device=device, config=cfg,
         ),
         mean=prep.mean.copy(), std=prep.std.copy(), model=mech.to_state(), friction=float(mech.friction),

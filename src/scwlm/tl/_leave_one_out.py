@@ -160,7 +160,7 @@ def leave_one_out(
     names = LeaveOneOutRecord.key_names(hs, ss)
     record = LeaveOneOutRecord(
         params=Params.of_fit(
-            prep, time_key=time_key, basis=basis, velocity_key=velocity_key, snapshots=snaps, held=held,
+            prep, time_key=time_key, basis=basis, velocity_key=velocity_key, held=held,
             friction=friction, n_iter=n_iter, device=device, config=cfg,
         ),
         mean=prep.mean.copy(), std=prep.std.copy(), seeds=seeds,

@@ -203,16 +203,16 @@ class Params:
     engine_config: dict
 
     @classmethod
-    def of_fit(cls, prep: Any, *, time_key: str, basis: str, velocity_key: str | None, snapshots: Any,
+    def of_fit(cls, prep: Any, *, time_key: str, basis: str, velocity_key: str | None,
                held: Any, friction: str | float, n_iter: int, device: Any, config: Any) -> Params:
-        """The params of a fit of the prepared data ``prep`` (its axis, dimensions and velocity
-        source) on ``snapshots``, with the held-out snapshot indices ``held``."""
+        """The params of a fit of the prepared data ``prep`` (its axis, snapshots, dimensions and
+        velocity source), with the held-out snapshot indices ``held``."""
         axis = prep.axis
         return cls(
             time_key=time_key, basis=basis, n_dims=int(prep.n_dims), velocity_key=velocity_key,
             velocity_source=prep.velocity_source, labels=list(axis.labels),
             times=np.asarray(axis.times, dtype=np.float64), time_kind=axis.kind,
-            n_cells=np.asarray([x.shape[0] for x in snapshots], dtype=np.int64),
+            n_cells=np.asarray([x.shape[0] for x in prep.snapshots], dtype=np.int64),
             holdouts=[axis.labels[h] for h in held], friction=friction, n_iter=int(n_iter), device=str(device),
             engine_config=config_dict(config),
         )
