@@ -49,6 +49,55 @@ def run_record(wall_s: float, m: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def collapse_carriage_returns(text: str) -> str:
+    r"""What a terminal shows of ``text``: of every line, the part after its last ``\r``.
+
+    Progress bars redraw themselves with carriage returns; stored as they arrive, a bar of 2,000
+    iterations would keep every redraw.
+
+    Examples
+    --------
+    >>> collapse_carriage_returns("fit:  10%\rfit:  50%\rfit: 100%\ndone\n")
+    'fit: 100%\ndone\n'
+    """
+    return "\n".join(line.rsplit("\r", 1)[-1] if "\r" in line.rstrip("\r") else line.rstrip("\r")
+                     for line in text.split("\n"))
+
+
+#: the warning tqdm gives in a kernel without ipywidgets (it then draws the text bar it stores)
+_TQDM_NO_WIDGETS = "TqdmWarning: IProgress not found"
+
+
+def tidy_streams(nb: Any) -> None:
+    """Store what a reader of the notebook would see of its printed output, in place.
+
+    In every code cell, consecutive stream outputs of the same stream are merged into one (the
+    kernel sends a progress bar as one message per redraw), every line is reduced to what a
+    terminal shows (:func:`collapse_carriage_returns`), and tqdm's warning that ipywidgets is
+    missing (with the source line it quotes) is dropped.
+    """
+    for cell in nb.cells:
+        if cell.get("cell_type") != "code":
+            continue
+        merged: list[Any] = []
+        for out in cell.outputs:
+            if (out.get("output_type") == "stream" and merged and merged[-1].get("output_type") == "stream"
+                    and merged[-1].get("name") == out.get("name")):
+                merged[-1]["text"] += out["text"]
+            else:
+                merged.append(out)
+        for out in merged:
+            if out.get("output_type") == "stream":
+                lines = collapse_carriage_returns(out["text"]).split("\n")
+                keep = []
+                for i, line in enumerate(lines):
+                    if _TQDM_NO_WIDGETS in line or (i and _TQDM_NO_WIDGETS in lines[i - 1] and line.startswith("  ")):
+                        continue
+                    keep.append(line)
+                out["text"] = "\n".join(keep)
+        cell.outputs = [o for o in merged if o.get("output_type") != "stream" or o["text"].strip()]
+
+
 def execute(name: str, timeout: int, machine: dict[str, Any]) -> float:
     """Execute ``tutorials/<name>`` at full size and store it with its outputs; returns the wall seconds."""
     import nbclient
@@ -64,6 +113,7 @@ def execute(name: str, timeout: int, machine: dict[str, Any]) -> float:
         start = time.perf_counter()
         client.execute()  # raises CellExecutionError (with the traceback) when a cell fails
         wall = time.perf_counter() - start
+    tidy_streams(nb)
     nb.metadata["scwlm"] = run_record(wall, machine)
     nbformat.write(nb, path)
     return wall
@@ -90,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as jupyter:
         write_kernel_spec(path=str(Path(jupyter) / "kernels" / KERNEL))
         os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [jupyter, os.environ.get("JUPYTER_PATH")]))
-        # numba (scanpy's neighbours and UMAP) would otherwise start one thread per core beside torch's
-        os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+        # NUMBA_NUM_THREADS is left alone: numba's OpenMP layer (scanpy's neighbours, scVelo) sets the
+        # OpenMP thread count it shares with torch, so NUMBA_NUM_THREADS=1 would train on one core
         os.environ.pop("MPLBACKEND", None)  # ipykernel's inline backend draws the figures
         for name in names:
             print(f"[tutorials] {name}: running at full size ...", flush=True)

@@ -3,18 +3,17 @@
 Build (what ``.ci/docs.sh`` runs)::
 
     pip install -e ".[doc]"
-    SCWLM_TUTORIAL_QUICK=1 sphinx-build -W --keep-going -b html docs docs/_build/html
+    sphinx-build -W --keep-going -b html docs docs/_build/html
 
-The tutorials (``tutorials/*.ipynb``, reached through the ``docs/tutorials`` link) are stored
-without outputs. They are executed by myst-nb only when ``SCWLM_TUTORIAL_QUICK`` is set, and then
-at the reduced "quick" size; otherwise they are rendered as code without outputs. Notebooks whose
-real data cannot be found locally (``$SCWLM_DATA_DIR`` or the user cache; nothing is downloaded)
-are rendered without executing them.
+The tutorials (``tutorials/*.ipynb``, reached through the ``docs/tutorials`` link) are stored with
+the outputs of a full-size run (``python -m benchmarks.tutorials``), and myst-nb renders those
+outputs without executing anything: the published pages show models trained with the settings
+each notebook states, never the seconds-long quick runs. The quick runs are the test suite's smoke
+test (``tests/test_tutorials.py``).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -59,40 +58,8 @@ pygments_style = "default"
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3
 
-QUICK = bool(os.environ.get("SCWLM_TUTORIAL_QUICK"))
-nb_execution_mode = "force" if QUICK else "off"
-nb_execution_timeout = 900  # seconds per cell
-nb_execution_raise_on_error = True
-nb_execution_in_temp = True  # files the notebooks write (GIFs) go to a temporary folder
+nb_execution_mode = "off"  # render the outputs stored with the notebooks (full-size runs)
 nb_merge_streams = True
-nb_execution_show_tb = True
-
-#: real data each tutorial needs (any one of the files); see datasets/README.md
-_TUTORIAL_DATA = {
-    "tutorials/ocean_vortex_interpolation.ipynb": ("oceans_small_vortex.npz",),
-    "tutorials/eb_leave_one_out.ipynb": ("eb_velocity_v5.npz", "eb_velocity_v5_subset2750.npz"),
-    "tutorials/dentate_gyrus_scvelo.ipynb": ("dentategyrus_cellrank_200obs.h5ad",),
-}
-
-
-def _data_available(names: tuple[str, ...]) -> bool:
-    from scwlm.datasets import data_path
-
-    for name in names:
-        try:
-            data_path(name, download=False)
-            return True
-        except (FileNotFoundError, ValueError):
-            continue
-    return False
-
-
-nb_execution_excludepatterns: list[str] = []
-if QUICK:
-    for _nb, _files in _TUTORIAL_DATA.items():
-        if not _data_available(_files):
-            nb_execution_excludepatterns.append(_nb)
-            print(f"[scwlm docs] {_nb}: none of {list(_files)} found (set SCWLM_DATA_DIR); rendered without executing")
 
 # -- autodoc / autosummary / numpydoc ----------------------------------------------------------------
 autosummary_generate = True

@@ -1,8 +1,11 @@
-"""Run every tutorial notebook end to end at the reduced size (``SCWLM_TUTORIAL_QUICK=1``).
+"""The tutorial notebooks: stored with a full-size run, and runnable end to end at the quick size.
 
-The notebooks are stored without outputs; here each one is executed by a fresh ipykernel of the
-current interpreter (a kernel spec written to a temporary ``JUPYTER_PATH``, so a user-level
-``python3`` kernel of another environment is never picked up), in a temporary working directory.
+The notebooks are stored with the outputs of a full-size run (``python -m benchmarks.tutorials``),
+which the documentation renders; the first test checks that every stored notebook is such a run.
+The others execute each notebook at the reduced size (``SCWLM_TUTORIAL_QUICK=1``) as a smoke
+test, in memory (the stored file is never rewritten), by a fresh ipykernel of the current
+interpreter (a kernel spec written to a temporary ``JUPYTER_PATH``, so a user-level ``python3``
+kernel of another environment is never picked up), in a temporary working directory.
 Notebooks that read real data are skipped when ``$SCWLM_DATA_DIR`` is unset or lacks their file.
 All four together take about 1.5 minutes on two CPU cores (marked ``slow``).
 """
@@ -10,6 +13,7 @@ All four together take about 1.5 minutes on two CPU cores (marked ``slow``).
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -21,7 +25,9 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
-TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
+ROOT = Path(__file__).resolve().parents[1]
+TUTORIALS = ROOT / "tutorials"
+sys.path.insert(0, str(ROOT))
 KERNEL = "python3"
 
 #: notebook -> data files it needs (any one of them; empty = simulated data only)
@@ -55,17 +61,66 @@ def kernel_env(tmp_path_factory):
         yield
 
 
-def test_every_notebook_is_listed_and_stored_without_outputs():
+#: a stored notebook (outputs included, figures as PNG) stays below this size
+MAX_NOTEBOOK_BYTES = 4 * 2**20
+
+
+def test_every_notebook_is_listed_and_stored_with_its_full_size_run():
     found = sorted(p.name for p in TUTORIALS.glob("*.ipynb"))
     assert found == sorted(NOTEBOOKS), "add new notebooks to NOTEBOOKS (and to docs/tutorials.md)"
     for name in found:
-        nb = nbformat.read(TUTORIALS / name, as_version=4)
+        path = TUTORIALS / name
+        assert path.stat().st_size < MAX_NOTEBOOK_BYTES, f"{name}: {path.stat().st_size} bytes stored"
+        nb = nbformat.read(path, as_version=4)
         nbformat.validate(nb)
         assert nb.cells[0].cell_type == "markdown", f"{name} must start with a markdown introduction"
-        for cell in nb.cells:
-            if cell.cell_type == "code":
-                assert not cell.outputs and cell.execution_count is None, f"{name}: store the notebook without outputs"
         assert "SCWLM_TUTORIAL_QUICK" in "".join(c.source for c in nb.cells), f"{name} has no quick mode"
+        # every code cell ran, in order, in one kernel, without an error, at full size
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), (
+            f"{name}: store it as run top to bottom by `python -m benchmarks.tutorials {name}`")
+        errors = [o for c in code for o in c.outputs if o.get("output_type") == "error"]
+        assert not errors, f"{name} was stored with an error output"
+        record = nb.metadata.get("scwlm", {})
+        assert record.get("mode") == "full" and record.get("wall_s", 0) > 0, f"{name}: no full-size run record"
+        first = "".join(o.get("text", "") for o in code[0].outputs if o.get("output_type") == "stream")
+        assert "quick mode: False" in first, f"{name} was stored from a quick run: {first!r}"
+
+
+def test_stored_runs_keep_what_a_terminal_shows_of_a_progress_bar():
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    from benchmarks.tutorials import collapse_carriage_returns, tidy_streams
+
+    bar = "\r  0%|          | 0/3\r 67%|######6   | 2/3\r100%|##########| 3/3\n"
+    assert collapse_carriage_returns(bar) == "100%|##########| 3/3\n"
+    assert collapse_carriage_returns("quick mode: False\nline\n") == "quick mode: False\nline\n"
+    warning = ("/x/tqdm/auto.py:21: TqdmWarning: IProgress not found. Please update jupyter and ipywidgets.\n"
+               "  from .autonotebook import tqdm as notebook_tqdm\n")
+    cell = new_code_cell("fit()", outputs=[
+        new_output("stream", name="stderr", text=warning),
+        *[new_output("stream", name="stderr", text=f"\rWLM: {i}/3") for i in range(4)],
+        new_output("stream", name="stdout", text="Mechanics(...)\n"),
+        new_output("stream", name="stderr", text="\n"),
+        new_output("display_data", data={"text/plain": "<Figure>"}),
+    ])
+    nb = new_notebook(cells=[cell])
+    tidy_streams(nb)
+    assert [(o.output_type, o.get("name"), o.get("text")) for o in nb.cells[0].outputs] == [
+        ("stream", "stderr", "WLM: 3/3"), ("stream", "stdout", "Mechanics(...)\n"), ("display_data", None, None)]
+
+
+def test_full_size_runner_refuses_quick_mode_and_unknown_notebooks(monkeypatch, capsys):
+    from benchmarks import tutorials
+
+    monkeypatch.setenv("SCWLM_TUTORIAL_QUICK", "1")
+    with pytest.raises(SystemExit):
+        tutorials.main([])
+    assert "SCWLM_TUTORIAL_QUICK" in capsys.readouterr().err
+    monkeypatch.delenv("SCWLM_TUTORIAL_QUICK")
+    with pytest.raises(SystemExit):
+        tutorials.main(["no_such_tutorial.ipynb"])
+    assert "no_such_tutorial.ipynb" in capsys.readouterr().err
 
 
 @pytest.mark.slow
