@@ -1,6 +1,7 @@
 """Array API: rollout, the evaluation protocols, persistence."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -133,3 +134,29 @@ def test_ot_velocities_option_starts_the_model_at_mccann_interpolation():
     assert wasserstein1(pred, pts, y_weights=w) < 1e-6
     with pytest.raises(ValueError, match="velocities must be None, 'ot'"):
         scwlm.fit(snaps, [0.0, 1.0, 2.0], "rna", n_iter=1, hidden=8, heads=1, blocks=1, ffn=8, progress=False)
+
+
+def test_a_fit_warns_when_numba_has_lowered_torchs_threads(monkeypatch):
+    # numba with NUMBA_NUM_THREADS=1 sets the OpenMP thread count it shares with torch (scanpy's
+    # neighbours do this silently); a fit then trains on one core and says so
+    import types
+    import warnings
+
+    from scwlm import api
+
+    snaps = [np.random.default_rng(0).normal(size=(12, 2)) + t for t in range(3)]
+    kw = dict(n_iter=1, **TINY)
+    old = torch.get_num_threads()
+    monkeypatch.setattr(api, "_TORCH_THREADS_AT_IMPORT", 2)
+    monkeypatch.setitem(sys.modules, "numba", types.SimpleNamespace(config=types.SimpleNamespace(NUMBA_NUM_THREADS=1)))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    torch.set_num_threads(1)
+    try:
+        with pytest.warns(UserWarning, match="NUMBA_NUM_THREADS=1"):
+            scwlm.fit(snaps, [0.0, 1.0, 2.0], **kw)
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")  # one thread on purpose: no warning
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)
+            scwlm.fit(snaps, [0.0, 1.0, 2.0], **kw)
+    finally:
+        torch.set_num_threads(old)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import sys
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 
 from .core.config import WLMConfig
 from .core.snapshots import Snapshots, as_snapshots, check_dtype_range
@@ -16,6 +19,41 @@ from .core.velocities import ot_velocities
 from .mechanics import Mechanics, MechanicsEnsemble, _resolve_device
 
 __all__ = ["fit", "fit_many"]
+
+#: PyTorch's CPU threads when scwlm was imported (before scanpy's numba could lower them)
+_TORCH_THREADS_AT_IMPORT = torch.get_num_threads()
+
+
+def _check_cpu_threads() -> None:
+    """Warn when numba's OpenMP layer has silently lowered PyTorch's CPU threads.
+
+    numba (scanpy's neighbours and UMAP, scVelo) shares the OpenMP runtime with PyTorch; with
+    ``NUMBA_NUM_THREADS`` below the core count its first parallel call sets PyTorch's thread count
+    too, so a fit that follows trains on fewer cores (the EB tutorial: twice as long on 2 cores).
+    Deliberate settings (``OMP_NUM_THREADS`` in the environment) are left alone.
+    """
+    numba = sys.modules.get("numba")
+    now = torch.get_num_threads()
+    if numba is None or os.environ.get("OMP_NUM_THREADS") or now >= _TORCH_THREADS_AT_IMPORT:
+        return
+    if getattr(getattr(numba, "config", None), "NUMBA_NUM_THREADS", None) != now:
+        return
+    warnings.warn(
+        f"PyTorch trains on {now} CPU thread(s), fewer than the {_TORCH_THREADS_AT_IMPORT} it had when scwlm was "
+        f"imported: numba (used by scanpy's neighbours/UMAP and scVelo) with NUMBA_NUM_THREADS={now} has set the "
+        f"OpenMP thread count both share. Unset NUMBA_NUM_THREADS, or call torch.set_num_threads("
+        f"{_TORCH_THREADS_AT_IMPORT}) before fitting; set OMP_NUM_THREADS to keep fewer threads on purpose.",
+        UserWarning, stacklevel=_caller_stacklevel(),
+    )
+
+
+def _caller_stacklevel() -> int:
+    """``stacklevel`` that makes a warning issued by the calling function point at the first caller outside scwlm."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    level, frame = 1, sys._getframe(1)  # the function that warns (stacklevel 1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        level, frame = level + 1, frame.f_back
+    return level
 
 
 def _parse_friction(friction: Any) -> float | None:
@@ -71,6 +109,8 @@ def _snapshots(snapshots: Any, times: Any, velocities: Any) -> tuple[Snapshots, 
 def _run(tasks: list[Task], snaps_list: list[Snapshots], cfg: WLMConfig, n_iter: int, device, resume, single: bool,
          sources: Sequence[str]):
     dev = _resolve_device(device)
+    if dev.type == "cpu":
+        _check_cpu_threads()
     if resume is not None and not isinstance(resume, (str, os.PathLike)):
         raise ValueError(f"resume must be the path of a checkpoint file (or None), got {resume!r}")
 
