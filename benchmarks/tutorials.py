@@ -18,6 +18,7 @@ is left as it was. Run it on a quiet machine: the notebooks print training times
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import sys
@@ -60,8 +61,7 @@ def collapse_carriage_returns(text: str) -> str:
     >>> collapse_carriage_returns("fit:  10%\rfit:  50%\rfit: 100%\ndone\n")
     'fit: 100%\ndone\n'
     """
-    return "\n".join(line.rsplit("\r", 1)[-1] if "\r" in line.rstrip("\r") else line.rstrip("\r")
-                     for line in text.split("\n"))
+    return "\n".join(line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n"))
 
 
 #: the warning tqdm gives in a kernel without ipywidgets (it then draws the text bar it stores)
@@ -98,6 +98,27 @@ def tidy_streams(nb: Any) -> None:
         cell.outputs = [o for o in merged if o.get("output_type") != "stream" or o["text"].strip()]
 
 
+@contextlib.contextmanager
+def private_kernel():
+    """A ``python3`` kernel spec of this interpreter in a temporary ``JUPYTER_PATH``, for the block.
+
+    So a user-level ``python3`` kernel of another environment is never picked up.
+    """
+    from ipykernel.kernelspec import write_kernel_spec
+
+    before = os.environ.get("JUPYTER_PATH")
+    with tempfile.TemporaryDirectory() as jupyter:
+        write_kernel_spec(path=str(Path(jupyter) / "kernels" / KERNEL))
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [jupyter, before]))
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop("JUPYTER_PATH", None)
+            else:
+                os.environ["JUPYTER_PATH"] = before
+
+
 def execute(name: str, timeout: int, machine: dict[str, Any]) -> float:
     """Execute ``tutorials/<name>`` at full size and store it with its outputs; returns the wall seconds."""
     import nbclient
@@ -128,18 +149,15 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("SCWLM_TUTORIAL_QUICK is set: this command stores full-size runs; unset it")
     if not os.environ.get("SCWLM_DATA_DIR"):
         print("[tutorials] SCWLM_DATA_DIR is unset: notebooks with real data look in the user cache", file=sys.stderr)
-    names = args.names or notebook_names()
-    unknown = [n for n in names if n not in notebook_names()]
+    have = notebook_names()
+    names = args.names or have
+    unknown = [n for n in names if n not in have]
     if unknown:
-        ap.error(f"unknown notebook(s) {unknown}; have: {', '.join(notebook_names())}")
-
-    from ipykernel.kernelspec import write_kernel_spec
+        ap.error(f"unknown notebook(s) {unknown}; have: {', '.join(have)}")
 
     machine = machine_info()  # before any notebook is rewritten (the commit's "+dirty" flag)
 
-    with tempfile.TemporaryDirectory() as jupyter:
-        write_kernel_spec(path=str(Path(jupyter) / "kernels" / KERNEL))
-        os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [jupyter, os.environ.get("JUPYTER_PATH")]))
+    with private_kernel():
         # NUMBA_NUM_THREADS is left alone: numba's OpenMP layer (scanpy's neighbours, scVelo) sets the
         # OpenMP thread count it shares with torch, so NUMBA_NUM_THREADS=1 would train on one core
         os.environ.pop("MPLBACKEND", None)  # ipykernel's inline backend draws the figures

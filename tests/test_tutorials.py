@@ -26,9 +26,9 @@ nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
 ROOT = Path(__file__).resolve().parents[1]
-TUTORIALS = ROOT / "tutorials"
 sys.path.insert(0, str(ROOT))
-KERNEL = "python3"
+
+from benchmarks.tutorials import KERNEL, TUTORIALS, notebook_names, private_kernel  # noqa: E402
 
 #: notebook -> data files it needs (any one of them; empty = simulated data only)
 NOTEBOOKS: dict[str, tuple[str, ...]] = {
@@ -42,14 +42,9 @@ CELL_TIMEOUT = 600
 
 
 @pytest.fixture(scope="module")
-def kernel_env(tmp_path_factory):
+def kernel_env():
     """A ``python3`` kernel spec for this interpreter, and the quick-mode environment."""
-    from ipykernel.kernelspec import write_kernel_spec
-
-    jupyter_path = tmp_path_factory.mktemp("jupyter")
-    write_kernel_spec(path=str(jupyter_path / "kernels" / KERNEL))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("JUPYTER_PATH", os.pathsep.join(filter(None, [str(jupyter_path), os.environ.get("JUPYTER_PATH")])))
+    with private_kernel(), pytest.MonkeyPatch.context() as mp:
         mp.setenv("SCWLM_TUTORIAL_QUICK", "1")
         # the quick runs are many tiny tensor operations; on a 2-core machine shared with other jobs,
         # torch's spinning OpenMP threads (and numba's, started by scanpy's neighbours/UMAP, which
@@ -66,7 +61,7 @@ MAX_NOTEBOOK_BYTES = 4 * 2**20
 
 
 def test_every_notebook_is_listed_and_stored_with_its_full_size_run():
-    found = sorted(p.name for p in TUTORIALS.glob("*.ipynb"))
+    found = notebook_names()
     assert found == sorted(NOTEBOOKS), "add new notebooks to NOTEBOOKS (and to docs/tutorials.md)"
     for name in found:
         path = TUTORIALS / name
