@@ -29,7 +29,7 @@ def _check_cpu_threads() -> None:
 
     numba (scanpy's neighbours and UMAP, scVelo) shares the OpenMP runtime with PyTorch; with
     ``NUMBA_NUM_THREADS`` below the core count its first parallel call sets PyTorch's thread count
-    too, so a fit that follows trains on fewer cores (the EB tutorial: twice as long on 2 cores).
+    too, so a fit that follows trains on fewer cores.
     Deliberate settings (``OMP_NUM_THREADS`` in the environment) are left alone.
     """
     numba = sys.modules.get("numba")
