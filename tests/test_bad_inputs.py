@@ -96,6 +96,7 @@ FIT_CASES = {
     "hidden not a number": (dict(hidden="abc"), "hidden must be a positive integer"),
     "weight_decay inf": (dict(weight_decay=float("inf")), "weight_decay must be a finite number"),
     "dt zero": (dict(dt=0.0), "dt must be a positive number"),
+    "blur_scale zero": (dict(blur_scale=0.0), "blur_scale must be a finite number > 0"),
     "sinkhorn_warm_start negative": (dict(sinkhorn_warm_start=-1), "sinkhorn_warm_start must be True, False or a number"),
     "sinkhorn_warm_start float": (dict(sinkhorn_warm_start=0.5), "sinkhorn_warm_start must be True, False or a number"),
     "dtype float16": (dict(dtype="float16"), "dtype must be one of"),

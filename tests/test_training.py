@@ -450,3 +450,12 @@ def test_warm_started_sinkhorn_duals_take_fewer_eps_steps_and_train_like_cold_on
     assert w.last_n_steps == WARM_START_STEPS < c.last_n_steps
     np.testing.assert_allclose(warm.history["loss"], cold.history["loss"], rtol=0.05, atol=1e-3)
     assert WLMConfig.paper().sinkhorn_warm_start is False
+
+
+def test_blur_scale_sets_the_heuristic_blur_in_proportion_and_an_explicit_blur_overrides_it(drifting):
+    snaps, times = drifting
+    kw = dict(n_iter=1, **TINY)
+    half = scwlm.fit(snaps, times, **kw).info["blur"]
+    quarter = scwlm.fit(snaps, times, blur_scale=0.25, **kw).info["blur"]
+    assert quarter == pytest.approx(half / 2, rel=1e-12)
+    assert scwlm.fit(snaps, times, blur=0.3, blur_scale=0.25, **kw).info["blur"] == 0.3

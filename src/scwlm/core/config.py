@@ -47,7 +47,9 @@ class WLMConfig:
         training times), ``substeps`` (1 integrator step per ``dt`` in training),
         ``eval_substeps`` (5 at evaluation).
     ``loss`` — the Sinkhorn divergence
-        ``p`` (2), ``blur`` (``None`` = 0.5 x median pairwise distance, clamped to [1e-3, 10]),
+        ``p`` (2), ``blur`` (``None`` = ``blur_scale`` x the median pairwise distance within a
+        snapshot, clamped to [1e-3, 10]), ``blur_scale`` (0.5, the paper code's factor; only used
+        when ``blur`` is ``None``),
         ``scaling`` (0.9), ``sinkhorn_backend`` (``"auto"``, ``"tensorized"`` (our fused loop),
         ``"geomloss"`` (GeomLoss' own tensorized loop, the reference) or ``"online"`` (KeOps)),
         ``sinkhorn_warm_start`` (``False``; ``True`` or a number of :math:`\varepsilon`-steps: every
@@ -117,6 +119,7 @@ class WLMConfig:
     # --- loss
     p: int = _setting(2, "loss")
     blur: float | None = _setting(None, "loss")
+    blur_scale: float = _setting(0.5, "loss")
     scaling: float = _setting(0.9, "loss")
     sinkhorn_backend: str = _setting("auto", "loss")
     sinkhorn_warm_start: bool | int = _setting(False, "loss")
@@ -174,6 +177,9 @@ class WLMConfig:
                 raise ValueError(f"{name} must be a positive number, got {v!r}")
         if not 0 < self.scaling < 1:
             raise ValueError(f"scaling must lie in (0, 1), got {self.scaling}")
+        if not (isinstance(self.blur_scale, (int, float)) and not isinstance(self.blur_scale, bool)
+                and math.isfinite(self.blur_scale) and self.blur_scale > 0):
+            raise ValueError(f"blur_scale must be a finite number > 0, got {self.blur_scale!r}")
         if not (isinstance(self.weight_decay, (int, float)) and math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
         for name in ("dt", "blur", "grad_clip"):
@@ -293,7 +299,7 @@ class WLMConfig:
         Examples
         --------
         >>> WLMConfig.groups()["loss"]
-        ['p', 'blur', 'scaling', 'sinkhorn_backend', 'sinkhorn_warm_start']
+        ['p', 'blur', 'blur_scale', 'scaling', 'sinkhorn_backend', 'sinkhorn_warm_start']
         """
         out: dict[str, list[str]] = {g: [] for g in GROUPS}
         for f in fields(cls):
@@ -413,7 +419,7 @@ PAPER_SETTINGS: dict[str, Any] = dict(
     # training and 5 at evaluation
     friction_init=1.0, integrator="paper", dt=None, substeps=1, eval_substeps=5,
     # loss: debiased Sinkhorn, p = 2, blur from the data, GeomLoss' scaling 0.9
-    p=2, blur=None, scaling=0.9, sinkhorn_backend="auto", sinkhorn_warm_start=False,
+    p=2, blur=None, blur_scale=0.5, scaling=0.9, sinkhorn_backend="auto", sinkhorn_warm_start=False,
     # optimiser: AdamW at a constant 1e-4 (friction 1e-2), horizons uniform over all training
     # snapshots, rollouts from t0 on all particles, EMA 0.999 without warm-up, positions detached
     # before every force evaluation (as in the authors' code)

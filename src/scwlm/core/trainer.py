@@ -891,7 +891,7 @@ def train(
     # identical blur, so an ensemble member matches its separate fit)
     blurs = [
         float(cfg.blur) if cfg.blur is not None
-        else blur_heuristic(t.snapshots.points, generator=torch.Generator().manual_seed(0))
+        else blur_heuristic(t.snapshots.points, scale=cfg.blur_scale, generator=torch.Generator().manual_seed(0))
         for t in tasks
     ]
     diameters = [point_cloud_diameter(t.snapshots.points) for t in tasks]
