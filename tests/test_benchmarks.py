@@ -193,3 +193,15 @@ def test_time_to_accuracy_curve_of_the_authors_code():
 
     r = tta.run_authors("oceans_interp", seconds=1.0, seed=0, src=os.environ["SCWLM_AUTHORS_SRC"])
     assert r["curve"] and np.isfinite(r["curve"][-1]["w1_mean"]) and r["curve"][-1]["iteration"] >= 1
+
+
+def test_sampling_floor_of_two_halves_of_one_cloud_falls_as_the_halves_grow():
+    from benchmarks.sampling_floor import half_split_w1
+
+    x = np.random.default_rng(0).normal(size=(400, 3))
+    rng = np.random.default_rng(1)
+    small, _ = half_split_w1(x, 25, 5, rng)
+    large, se = half_split_w1(x, 200, 5, rng)
+    assert 0 < large < small and se >= 0
+    with pytest.raises(ValueError, match="2\\*m <= 400"):
+        half_split_w1(x, 201, 1, rng)
