@@ -231,6 +231,8 @@ def report(results: Path = RESULTS) -> str:
     groups: dict[tuple, list[dict]] = {}
     for r in recs:
         groups.setdefault((r["system"], r["arm"], r["n_iter"], r.get("tag", "")), []).append(r)
+    # a seed that was run again counts once, with its latest record
+    groups = {k: list({r["seed"]: r for r in rs}.values()) for k, rs in groups.items()}
     lines = ["| system | arm | iters | seeds | main W1 (mean ± SE) | baselines | γ | wall s / model |", "|---|---|---|---|---|---|---|---|"]
     for (system, arm_name, n_iter, tag), rs in sorted(groups.items()):
         key = "mean" if "mean" in rs[0]["metrics"] else "forecast"
@@ -283,6 +285,12 @@ arm("lr1e-3_ramp", lr=1e-3, horizon_ramp=2000)
 arm("quick_boids", lr=1e-3, particles_per_batch=100, horizon_ramp=300)  # the quick profile's Boids changes
 # warm-started Sinkhorn duals (5 eps-steps per loss call instead of the full annealing): does W1 hold?
 arm("warm_duals", sinkhorn_warm_start=True)
+# every training day restarts with its own measured velocities, as the interpolation protocol's evaluation does
+arm("obs_all", "all", anchor="observed")
+# the loss' blur as a fraction of the median pairwise distance (0.5 by default, as in the paper's code)
+arm("blur0.25", blur_scale=0.25)
+arm("blur0.125", blur_scale=0.125)
+arm("cos1e-3", lr=1e-3, lr_schedule="cosine", lr_warmup=100)  # a 10x higher peak, warmed up and decayed to 5 %
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -205,3 +205,16 @@ def test_sampling_floor_of_two_halves_of_one_cloud_falls_as_the_halves_grow():
     assert 0 < large < small and se >= 0
     with pytest.raises(ValueError, match="2\\*m <= 400"):
         half_split_w1(x, 201, 1, rng)
+
+
+def test_ablation_report_counts_a_rerun_seed_once_with_its_latest_record(tmp_path):
+    from benchmarks.ablation import report
+
+    def rec(seed, w1):
+        return {"system": "eb", "arm": "defaults", "n_iter": 5, "seed": seed, "metrics": {"mean": w1},
+                "baselines": {"mccann_mean": 0.9}, "friction": 1.0, "wall_s": 1.0}
+
+    path = tmp_path / "ablation.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in (rec(0, 0.5), rec(0, 0.7), rec(1, 0.9))) + "\n")
+    row = report(path).splitlines()[-1]
+    assert "| eb | defaults | 5 | 2 | 0.800 ± 0.100 |" in row
