@@ -289,7 +289,6 @@ arm("warm_duals", sinkhorn_warm_start=True)
 arm("obs_all", "all", anchor="observed")
 # the loss' blur as a fraction of the median pairwise distance (0.5 by default, as in the paper's code)
 arm("blur0.25", blur_scale=0.25)
-arm("blur0.125", blur_scale=0.125)
 arm("cos1e-3", lr=1e-3, lr_schedule="cosine", lr_warmup=100)  # a 10x higher peak, warmed up and decayed to 5 %
 
 if __name__ == "__main__":

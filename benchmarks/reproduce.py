@@ -453,8 +453,8 @@ and EB):
   worse: not adopted. A ten times larger step does not buy more learning in 500 iterations, so the
   step size is not what holds these fits back.
 - `blur0.25`, the loss' blur at a quarter of the median pairwise distance instead of half
-  (`blur_scale=0.25`; EB's data-driven blur is 1.08 at p = 1, larger than the W1 errors being
-  judged), EB seed 0: 0.940 against 0.935. No gain; not pursued further.
+  (`blur_scale=0.25`; EB's data-driven blur, `scwlm.core.blur_heuristic` of all five days (a holdout fit sees
+  four of them), is 1.08 at p = 1, larger than the W1 errors being judged), EB seed 0: 0.940 against 0.935. No gain; not pursued further.
 - `obs_all`, every training day restarted with its own RNA velocities (`anchor="observed"`), as the
   evaluation restarts the day before a holdout: 0.974 / 0.918 / 0.935 (mean 0.942; defaults 0.970).
   It trades the holdouts against each other (means over the seeds): day 2 improves from 1.193 to
