@@ -442,7 +442,8 @@ the zero-initialised one-body term trains along).
 Three more levers, 2026-12-03 (commit cda3719 with the arms uncommitted, against the `defaults`
 records of the same settings made at 0e78d24, 80ff060 and c08996f; the W1 values are deterministic
 for a seed, and the defaults reproduced to the last digit across those commits on the small vortex
-and EB):
+and EB). Command: `python -m benchmarks.ablation --systems SYSTEM --arms ARM --seeds 0 1 2 --n-iter 500`
+(400 for the oscillator and the harmonic well; `blur0.25` with `--seeds 0`):
 
 - `cos1e-3`, a ten times higher peak learning rate (1e-3, 100 warm-up iterations, cosine decay to
   5 %), seeds 0-2: small vortex 0.074 / 0.116 / 0.074 (mean 0.088; defaults 0.087); EB
