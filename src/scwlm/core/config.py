@@ -25,7 +25,7 @@ def _setting(default: Any, group: str) -> Any:
 
 @dataclass(frozen=True)
 class WLMConfig:
-    r"""Settings of a WLM fit, in five groups; the defaults are the paper's recipe with a particle minibatch and a linear warm start.
+    r"""Settings of a WLM fit, in five groups; the defaults are the paper's recipe with a particle minibatch, a friction on the data's time scale and a linear warm start.
 
     The config is frozen: derive a changed copy with :meth:`replace`. :meth:`groups` lists the
     settings of every group.
@@ -42,7 +42,10 @@ class WLMConfig:
         feed-forward matrix products, everything else in float32 — an option, see the tests'
         error bounds).
     ``physics`` — the mechanics and their discretisation
-        ``friction_init`` (1.0, initial learnable friction), ``integrator`` (``"paper"`` damped
+        ``friction_init`` (initial learnable friction; ``"auto"``: ``1 / dt``, a friction that
+        damps a free velocity by a factor :math:`e` per time-grid step -- 1.0 on a unit grid, 100 on
+        the gradient-flow SDEs' grid of 0.01, whose overdamped motion a friction of 1 only reaches
+        after thousands of iterations), ``integrator`` (``"paper"`` damped
         leapfrog or ``"exponential"``), ``dt`` (time-grid step; ``None`` = smallest gap between
         training times), ``substeps`` (1 integrator step per ``dt`` in training),
         ``eval_substeps`` (5 at evaluation).
@@ -111,7 +114,7 @@ class WLMConfig:
     quadratic: bool = _setting(True, "model")
     precision: str = _setting("float32", "model")
     # --- physics
-    friction_init: float = _setting(1.0, "physics")
+    friction_init: float | str = _setting("auto", "physics")
     integrator: str = _setting("paper", "physics")
     dt: float | None = _setting(None, "physics")
     substeps: int = _setting(1, "physics")
@@ -173,8 +176,11 @@ class WLMConfig:
             raise ValueError(f"p must be 1 or 2, got {self.p!r}")
         for name in ("lr", "friction_lr", "friction_init", "scaling"):
             v = getattr(self, name)
+            if name == "friction_init" and v == "auto":
+                continue
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be a positive number, got {v!r}")
+                extra = " or 'auto'" if name == "friction_init" else ""
+                raise ValueError(f"{name} must be a positive number{extra}, got {v!r}")
         if not 0 < self.scaling < 1:
             raise ValueError(f"scaling must lie in (0, 1), got {self.scaling}")
         if not (isinstance(self.blur_scale, (int, float)) and not isinstance(self.blur_scale, bool)
@@ -227,6 +233,23 @@ class WLMConfig:
         m = self.memory_budget_gb
         if m != "auto" and not (isinstance(m, (int, float)) and not isinstance(m, bool) and m > 0):
             raise ValueError(f"memory_budget_gb must be 'auto' or a positive number, got {m!r}")
+
+    def initial_friction(self, dt: float) -> float:
+        """The initial learnable friction of a model whose time-grid step is ``dt``.
+
+        ``friction_init="auto"`` gives ``1 / dt`` (friction is a rate: one e-folding of a free
+        velocity per grid step, whatever unit the times are in); a number is used as given.
+
+        Examples
+        --------
+        >>> WLMConfig().initial_friction(0.01), WLMConfig().initial_friction(1.0)
+        (100.0, 1.0)
+        >>> WLMConfig(friction_init=0.3).initial_friction(0.01)
+        0.3
+        """
+        if self.friction_init == "auto":
+            return 1.0 / float(dt)
+        return float(self.friction_init)
 
     def warm_start_iterations(self, n_iter: int) -> int:
         """Iterations of the linear warm start before a fit of ``n_iter`` iterations.

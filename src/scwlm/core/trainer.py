@@ -48,7 +48,7 @@ from .potential import DropoutMasks, SetPotential, quadratic_forces
 from .snapshots import Snapshots
 
 __all__ = [
-    "Task", "TrainResult", "TrainingDivergedError", "train", "integration_schedule", "infer_dt",
+    "Task", "TrainResult", "TrainingDivergedError", "train", "integration_schedule", "infer_dt", "grid_step",
     "TrainingData", "RolloutLoss", "TrainingState", "Monitor", "MAX_TRAINING_STEPS",
 ]
 
@@ -118,6 +118,11 @@ def infer_dt(times_list: Sequence[Tensor]) -> float:
     return min(gaps)
 
 
+def grid_step(task: "Task", cfg: WLMConfig) -> float:
+    """The time-grid step ``dt`` of one task: ``config.dt``, else its smallest gap between training times."""
+    return float(cfg.dt) if cfg.dt is not None else infer_dt([task.snapshots.times])
+
+
 def integration_schedule(times: Tensor, h: float) -> tuple[list[float], list[int]]:
     """Step sizes and the step index of every snapshot for nominal step ``h``.
 
@@ -156,7 +161,7 @@ class TrainingData:
     """
 
     def __init__(self, tasks: Sequence[Task], cfg: WLMConfig, device: torch.device, dtype: torch.dtype) -> None:
-        self.dt = [float(cfg.dt) if cfg.dt is not None else infer_dt([t.snapshots.times]) for t in tasks]
+        self.dt = [grid_step(t, cfg) for t in tasks]
         self.h = [dt / cfg.substeps for dt in self.dt]
         for e, (t, h) in enumerate(zip(tasks, self.h)):
             n = _count_steps(t.snapshots.times, h)
@@ -494,7 +499,7 @@ class TrainingState:
                     time_features=cfg.time_features, quadratic=cfg.quadratic, n_models=self.E, generators=self.generators,
                 ).to(device)
                 self.friction = Friction(
-                    [cfg.friction_init if t.friction is None else t.friction for t in tasks],
+                    [cfg.initial_friction(grid_step(t, cfg)) if t.friction is None else t.friction for t in tasks],
                     [t.friction is None for t in tasks],
                 ).to(device)
             finally:
