@@ -330,9 +330,11 @@ arm("obs_all", "all", anchor="observed")
 # the loss' blur as a fraction of the median pairwise distance (0.5 by default, as in the paper's code)
 arm("blur0.25", blur_scale=0.25)
 arm("cos1e-3", lr=1e-3, lr_schedule="cosine", lr_warmup=100)  # a 10x higher peak, warmed up and decayed to 5 %
-# friction_init="auto" (1 / dt) became the default in stop 24; this arm is the fixed 1.0 of before. They
-# differ only where dt != 1: the harmonic well and the oscillator (dt 0.4) and the gradient-flow SDEs (0.01)
-arm("fr1", friction_init=1.0)
+# the learnable friction from 1 / dt instead of 1: they differ only where dt != 1, here the harmonic well and
+# the oscillator (dt 0.4) and the gradient-flow SDEs (0.01). Its first records (commit 7049ea3, where "auto"
+# was briefly the default) were written under the arm names "defaults" (auto) and "fr1" (1.0) and renamed to
+# "fr_auto" and "defaults" when the default went back to 1.0
+arm("fr_auto", friction_init="auto")
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -288,14 +288,14 @@ def test_checkpoint_path_that_is_a_directory_is_refused_at_once(drifting, tmp_pa
 
 # --- learning levers (issue 13) ----------------------------------------------------------------
 def test_auto_friction_is_one_over_the_time_grid_step():
-    """friction is a rate: the default damps a free velocity by e per grid step, in any time unit."""
+    """friction is a rate: friction_init="auto" damps a free velocity by e per grid step, in any time unit."""
     from scwlm.core.trainer import TrainingState
 
     rng = np.random.default_rng(0)
     pts = [rng.normal(size=(20, 2)) for _ in range(3)]
 
     def initial(times, **kw):
-        cfg = WLMConfig(**TINY, **kw)
+        cfg = WLMConfig(**{**TINY, "friction_init": "auto", **kw})
         task = Task(as_snapshots(pts, times), seed=0)
         return TrainingState([task], cfg, 2, torch.device("cpu"), torch.float32, n_iter=1).friction.values()[0]
 
@@ -303,9 +303,10 @@ def test_auto_friction_is_one_over_the_time_grid_step():
     assert initial([0.0, 0.5, 2.0]) == pytest.approx(2.0)           # the smallest gap
     assert initial([0.0, 0.01, 0.02], dt=0.005) == pytest.approx(200.0, rel=1e-5)  # an explicit dt
     assert initial([0.0, 0.01, 0.02], friction_init=0.3) == pytest.approx(0.3)
-    # on a unit grid "auto" is the former default of 1.0, to the last bit
-    a = scwlm.fit(pts, [0.0, 1.0, 2.0], n_iter=3, random_state=0, **TINY)
-    b = scwlm.fit(pts, [0.0, 1.0, 2.0], n_iter=3, random_state=0, friction_init=1.0, **TINY)
+    assert WLMConfig().friction_init == 1.0  # the default stays the paper's fixed 1
+    # on a unit grid "auto" is the default of 1.0, to the last bit
+    a = scwlm.fit(pts, [0.0, 1.0, 2.0], n_iter=3, random_state=0, friction_init="auto", **TINY)
+    b = scwlm.fit(pts, [0.0, 1.0, 2.0], n_iter=3, random_state=0, **TINY)
     assert a.friction == b.friction
     assert np.array_equal(a.rollout(pts[0], t0=0.0, times=[1.0, 2.0]), b.rollout(pts[0], t0=0.0, times=[1.0, 2.0]))
 
