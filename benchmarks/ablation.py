@@ -147,10 +147,11 @@ def vortex_interp_system():
     return run
 
 
-def gf_sde_system():
+def gf_sde_system(n: int = 1000):
     """The five gradient-flow SDEs, paired and unpaired (ten models, trained together with fit_many):
     learnable friction from rest (v0 = 0), trained on the first 10 snapshots, forecast over the other 11
-    (the harness' ``gf_sde`` experiment, learnable-friction variant; the data are drawn with the seed)."""
+    (the harness' ``gf_sde`` experiment, learnable-friction variant; ``n`` particles per snapshot, the
+    data drawn with the seed)."""
 
     def run(spec: dict, seed: int, n_iter: int, kw: dict) -> dict:
         if spec["velocities"] not in ("first",):
@@ -159,17 +160,17 @@ def gf_sde_system():
         for pot in D.GF_POTENTIALS:
             for setting in ("paired", "unpaired"):
                 names.append(f"{pot}/{setting}")
-                data.append(D.gradient_flow_sde(pot, paired=setting == "paired", random_state=seed))
-        n = data[0].meta["n_train"]
+                data.append(D.gradient_flow_sde(pot, paired=setting == "paired", n=n, random_state=seed))
+        n_train = data[0].meta["n_train"]
         t0 = time.perf_counter()
-        ens = scwlm.fit_many([(ds.snapshots[:n], ds.times[:n], None) for ds in data], random_state=seed,
+        ens = scwlm.fit_many([(ds.snapshots[:n_train], ds.times[:n_train], None) for ds in data], random_state=seed,
                              n_iter=n_iter, **kw)
         wall = time.perf_counter() - t0
         per_model = {}
         for name, mech, ds in zip(names, ens, data):
             s, t = ds.snapshots, ds.times
-            ev = mech.evaluate(s, t, [None] * len(s), n_train=n)
-            carry = float(np.mean([wasserstein1(s[n - 1], s[i]) for i in range(n, len(s))]))
+            ev = mech.evaluate(s, t, [None] * len(s), n_train=n_train)
+            carry = float(np.mean([wasserstein1(s[n_train - 1], s[i]) for i in range(n_train, len(s))]))
             per_model[name] = {"forecast": float(ev["test_mean"]), "train": float(ev["train_mean"]),
                                "carry_forward": carry, "friction": float(mech.friction)}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import data_dir
+from conftest import TINY, data_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -218,3 +218,18 @@ def test_ablation_report_counts_a_rerun_seed_once_with_its_latest_record(tmp_pat
     path.write_text("\n".join(json.dumps(r) for r in (rec(0, 0.5), rec(0, 0.7), rec(1, 0.9))) + "\n")
     row = report(path).splitlines()[-1]
     assert "| eb | defaults | 5 | 2 | 0.800 ± 0.100 |" in row
+
+
+def test_ablation_gf_sde_system_scores_all_ten_models_against_carry_forward():
+    from benchmarks.ablation import ARMS, gf_sde_system
+
+    rec = gf_sde_system(n=30)(ARMS["defaults"], 0, 1, {**TINY, "eval_substeps": 1, "warm_start": 0})
+    per = rec["per_model"]
+    assert len(per) == 10 and {k.split("/")[1] for k in per} == {"paired", "unpaired"}
+    m, b = rec["metrics"], rec["baselines"]
+    assert m["forecast"] == pytest.approx(np.mean([r["forecast"] for r in per.values()]))
+    assert m["forecast"] == pytest.approx((m["paired"] + m["unpaired"]) / 2)
+    assert b["carry_forward"] == pytest.approx(np.mean([r["carry_forward"] for r in per.values()]))
+    assert m["beats_carry"] == sum(r["forecast"] < r["carry_forward"] for r in per.values())
+    with pytest.raises(ValueError, match="no measured velocities"):
+        gf_sde_system(n=30)(ARMS["obs_all"], 0, 1, TINY)
