@@ -154,7 +154,7 @@ def gf_sde_system(n: int = 1000):
     data drawn with the seed)."""
 
     def run(spec: dict, seed: int, n_iter: int, kw: dict) -> dict:
-        if spec["velocities"] not in ("first",):
+        if spec["velocities"] != "first":
             raise ValueError("the gf_sde system has no measured velocities; use an arm with velocities='first'")
         names, data = [], []
         for pot in D.GF_POTENTIALS:
@@ -210,7 +210,7 @@ def _systems() -> dict[str, Callable[[], Callable]]:
         return forecast_system(ds, ds.meta["n_train"], fixed_friction=0.0)
 
     return {"harmonic": harmonic, "oscillator": oscillator, "vortex_small": vortex_interp_system,
-            "vortex_big": vortex_big, "eb": eb, "boids": boids, "gf_sde": lambda: gf_sde_system()}
+            "vortex_big": vortex_big, "eb": eb, "boids": boids, "gf_sde": gf_sde_system}
 
 
 #: settings that describe a system's data or physics (allowed beside the defaults)
