@@ -507,7 +507,9 @@ renamed `fr_auto` and `defaults`, and a `note` field in each says so.
   0.156 / 0.308 / 0.307. The defaults give 0.020 for seed 0 (the README demo, the same data and
   seed) and 0.018 / 0.016 for seeds 1 / 2 (records of older commits). Seed 0 fails because the
   linear warm start, started at γ = 2.5, ends at γ = 0.025 with loss 4.1e-3. Started at 1 or 0.5 it
-  ends at 0.29 with 2.6e-5 / 2.3e-5 (warm start alone, 600 iterations). Oscillator: 0.022 / 0.029 /
+  ends at 0.29 with 2.6e-5 / 2.3e-5 (the warm start alone: `scwlm.fit(s[:11], t[:11], v[0], n_iter=1,
+  warm_start=600, friction_init=F, random_state=0)` on `harmonic_well(n=200, random_state=0)`, F = 2.5 ("auto"), 1, 0.5;
+  `mech.info["warm_start"]` holds the losses). Oscillator: 0.022 / 0.029 /
   0.022, within the defaults' 0.022–0.031.
 - Not adopted. The warm start's outcome depends on where the friction starts, and 1/dt puts one
   seed of three of the harmonic well in a worse basin. Making the warm start independent of that
