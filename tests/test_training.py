@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import scwlm
+from scwlm import datasets
 from scwlm.core.config import WLMConfig
 from scwlm.core.divergence import SinkhornDivergence
 from scwlm.core.snapshots import as_snapshots
@@ -303,12 +304,37 @@ def test_auto_friction_is_one_over_the_time_grid_step():
     assert initial([0.0, 0.5, 2.0]) == pytest.approx(2.0)           # the smallest gap
     assert initial([0.0, 0.01, 0.02], dt=0.005) == pytest.approx(200.0, rel=1e-5)  # an explicit dt
     assert initial([0.0, 0.01, 0.02], friction_init=0.3) == pytest.approx(0.3)
-    assert WLMConfig().friction_init == 1.0  # the default stays the paper's fixed 1
-    # on a unit grid "auto" is the default of 1.0, to the last bit
-    a = scwlm.fit(pts, [0.0, 1.0, 2.0], n_iter=3, random_state=0, friction_init="auto", **TINY)
-    b = scwlm.fit(pts, [0.0, 1.0, 2.0], n_iter=3, random_state=0, **TINY)
+    assert WLMConfig().friction_init == "auto" and WLMConfig.paper().friction_init == 1.0
+    # on a unit grid "auto" is a fixed 1.0, to the last bit
+    a = scwlm.fit(pts, [0.0, 1.0, 2.0], n_iter=3, random_state=0, **TINY)
+    b = scwlm.fit(pts, [0.0, 1.0, 2.0], n_iter=3, random_state=0, friction_init=1.0, **TINY)
     assert a.friction == b.friction
     assert np.array_equal(a.rollout(pts[0], t0=0.0, times=[1.0, 2.0]), b.rollout(pts[0], t0=0.0, times=[1.0, 2.0]))
+
+
+def test_auto_friction_warm_start_keeps_the_better_of_its_two_starts():
+    """The linear warm start is not convex in the friction: "auto" fits from 1/dt and from 1 on the
+    same draws, keeps the lower loss per model, and then continues exactly as a fit from that start alone."""
+    ds = datasets.harmonic_well(n=40, random_state=0)  # dt 0.4: the starts 2.5 and 1
+    s, t, v = ds
+    n = ds.meta["n_train"]
+    well = (s[:n], t[:n], [v[0]] + [None] * (n - 1))
+    kw = dict(friction="learnable", n_iter=4, warm_start=100, random_state=0, **TINY)
+    fits = {fi: scwlm.fit(*well, friction_init=fi, **kw) for fi in (2.5, 1.0)}
+    ws = {fi: m.info["warm_start"] for fi, m in fits.items()}
+    kept = min((2.5, 1.0), key=lambda fi: ws[fi]["linear_loss"])
+    # here, as on the full-size well, the fit from 2.5 ends in the worse basin (and is rejected)
+    assert kept == 1.0 and ws[1.0]["accepted"] and not ws[2.5]["accepted"]
+    # beside it a model on a unit grid, which has the one start 1
+    auto, unit = scwlm.fit_many([well, (s[:n], np.arange(n, dtype=float), None)], friction_init="auto", **kw)
+    wa = auto.info["warm_start"]
+    assert wa["accepted"] and wa["friction_start"] == pytest.approx(kept) and unit.info["warm_start"]["friction_start"] == 1.0
+    # (an ensemble member matches its separate fit to float rounding: the batched losses sum in another order)
+    assert wa["linear_loss"] == pytest.approx(min(ws[2.5]["linear_loss"], ws[1.0]["linear_loss"]), rel=1e-5)
+    assert wa["free_flight_loss"] == pytest.approx(ws[2.5]["free_flight_loss"], rel=1e-5)  # rejected: start at 1/dt
+    assert auto.friction == pytest.approx(fits[kept].friction, rel=1e-4)
+    roll = [m.rollout(s[0], v[0], t0=float(t[0]), times=t[1:n]) for m in (fits[kept], auto)]
+    np.testing.assert_allclose(*roll, atol=1e-4)
 
 
 def test_zero_initialised_head_makes_the_untrained_model_damped_free_flight():

@@ -42,11 +42,11 @@ class WLMConfig:
         feed-forward matrix products, everything else in float32 — an option, see the tests'
         error bounds).
     ``physics`` — the mechanics and their discretisation
-        ``friction_init`` (1.0, initial learnable friction; ``"auto"``: ``1 / dt``, a friction
-        that damps a free velocity by a factor :math:`e` per time-grid step whatever the unit of the
-        times -- 1.0 on a unit grid, 100 on the gradient-flow SDEs' grid of 0.01; an option, not the
-        default: it helps the overdamped SDEs and derails the linear warm start of the harmonic well,
-        see the benchmarks page), ``integrator`` (``"paper"`` damped
+        ``friction_init`` (``"auto"``: ``1 / dt``, a learnable friction that damps a free
+        velocity by a factor :math:`e` per time-grid step whatever the unit of the times -- 1.0 on
+        a unit grid, 100 on the gradient-flow SDEs' grid of 0.01 -- with the linear warm start
+        also tried from 1, keeping the fit with the lower loss; a number: that initial friction),
+        ``integrator`` (``"paper"`` damped
         leapfrog or ``"exponential"``), ``dt`` (time-grid step; ``None`` = smallest gap between
         training times), ``substeps`` (1 integrator step per ``dt`` in training),
         ``eval_substeps`` (5 at evaluation).
@@ -115,7 +115,7 @@ class WLMConfig:
     quadratic: bool = _setting(True, "model")
     precision: str = _setting("float32", "model")
     # --- physics
-    friction_init: float | str = _setting(1.0, "physics")
+    friction_init: float | str = _setting("auto", "physics")
     integrator: str = _setting("paper", "physics")
     dt: float | None = _setting(None, "physics")
     substeps: int = _setting(1, "physics")
@@ -246,7 +246,7 @@ class WLMConfig:
         >>> auto = WLMConfig(friction_init="auto")
         >>> auto.initial_friction(0.01), auto.initial_friction(1.0)
         (100.0, 1.0)
-        >>> WLMConfig().initial_friction(0.01)
+        >>> WLMConfig(friction_init=1.0).initial_friction(0.01)
         1.0
         """
         if self.friction_init == "auto":

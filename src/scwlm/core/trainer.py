@@ -34,7 +34,7 @@ import math
 import os
 import types
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -254,6 +254,26 @@ class LinearForces(torch.nn.Module):
     def forces(self, x: Tensor, t: Tensor | None = None, *, masks=None, create_graph: bool = True, impl: str = "autograd",
                precision: str = "float32") -> Tensor:
         return quadratic_forces(x, self.quad_w, self.quad_b)
+
+
+class _LinearFit(NamedTuple):
+    """One fit of the warm start: the linear model, the friction, the losses, the generator states."""
+
+    quad_w: Tensor
+    quad_b: Tensor
+    log_gamma: Tensor
+    free_flight: Tensor
+    loss: Tensor
+    rng_begin: tuple[list[list[torch.Generator]], list[list[Tensor]]]
+    rng_end: tuple[list[list[torch.Generator]], list[list[Tensor]]]
+
+
+def _set_rng_states(saved: tuple[list[list[torch.Generator]], list[list[Tensor]]], model: int | None = None) -> None:
+    """Put generators back into saved states: all models' (``model=None``) or one model's."""
+    for gens, states in zip(*saved):
+        for e, (g, st) in enumerate(zip(gens, states)):
+            if model is None or e == model:
+                g.set_state(st)
 
 
 #: learning rate of the warm start's linear model and friction (few parameters; cosine-decayed)
@@ -522,7 +542,7 @@ class TrainingState:
 
     def warm_start(self, make_loss: Callable[[Any], "RolloutLoss"], n_iter: int,
                    reduce_gradients: Callable[[Any], None] | None = None) -> dict[str, list]:
-        """Fit damped linear mechanics for ``n_iter`` iterations; start each model there if it explains the data.
+        r"""Fit damped linear mechanics for ``n_iter`` iterations; start each model there if it explains the data.
 
         The linear model's :math:`A, b` become the network's quadratic term (when it has one; the
         output layer is then zeroed, so the network starts exactly as the linear fit) and its
@@ -535,18 +555,71 @@ class TrainingState:
         averages the linear model's gradients and the acceptance losses over the ranks, so every
         rank takes the same decision.
 
+        The fit is not convex in a learnable friction: on the harmonic well (``dt`` 0.4) it ends at
+        :math:`\gamma` 0.025 (loss 4e-3) from :math:`\gamma_0 = 1/dt = 2.5` and at 0.29 (2.6e-5)
+        from 1. So with ``friction_init="auto"`` it runs from :math:`1/dt` and from 1, on the same
+        random draws, and each model keeps the start whose fit reached the lower loss, with the
+        state of its generators after that fit: a model continues exactly as if it had been fitted
+        from that start alone. Where :math:`1/dt = 1` there is one start.
+
         Returns
         -------
         dict
-            ``free_flight_loss``, ``linear_loss`` and ``accepted``, one entry per model.
+            ``free_flight_loss``, ``linear_loss``, ``accepted`` and ``friction_start`` (the
+            initial friction of the fit each model kept), one entry per model.
         """
+        theta0 = self.friction.log_gamma.detach().clone()
+        starts = [theta0]
+        if self.cfg.friction_init == "auto" and self.friction.any_learnable:
+            unit = torch.where(self.friction.learnable.to(theta0.device), torch.zeros_like(theta0), theta0)
+            if not torch.equal(unit, theta0):
+                starts.append(unit)
+        fits: list[_LinearFit] = []
+        for k, theta in enumerate(starts):
+            with torch.no_grad():
+                self.friction.log_gamma.copy_(theta)
+            fits.append(self._fit_linear(make_loss, n_iter, reduce_gradients, restore=fits[0].rng_begin[1] if k else None))
+        rows = torch.arange(self.E)
+        best = torch.argmin(torch.stack([f.loss for f in fits]).nan_to_num(math.inf), dim=0)  # ties: the first start
+        fitted = torch.stack([f.loss for f in fits])[best, rows]
+        free_flight = fits[0].free_flight  # what a rejected model starts as: free flight at the configured friction
+        for e, k in enumerate(best.tolist()):
+            _set_rng_states(fits[k].rng_end, e)
+        accept = torch.isfinite(fitted) & (fitted < WARM_START_ACCEPT * free_flight)
+        dev = theta0.device
+        with torch.no_grad():
+            keep = accept.to(dev)
+            fit_gamma = torch.stack([f.log_gamma for f in fits])[best.to(dev), rows.to(dev)]
+            self.friction.log_gamma.copy_(torch.where(keep, fit_gamma, theta0))
+            if getattr(self.network, "quadratic", False):  # the accepted models start *as* the linear fit:
+                quad_w = torch.stack([f.quad_w for f in fits])[best.to(dev), rows.to(dev)]  # its one-body term,
+                quad_b = torch.stack([f.quad_b for f in fits])[best.to(dev), rows.to(dev)]  # no attention force yet
+                self.network.quad_w.copy_(torch.where(keep[:, None, None], quad_w, self.network.quad_w))
+                self.network.quad_b.copy_(torch.where(keep[:, None], quad_b, self.network.quad_b))
+                self.network.head_w.masked_fill_(keep[:, None, None], 0.0)
+            self.friction.log_gamma.grad = None
+        self.ema = {k: p.detach().clone() for k, p in self.network.named_parameters()} if self.cfg.ema else None
+        self.mark_good()
+        start = torch.stack(starts)[best.to(dev), rows.to(dev)]
+        first = torch.where(self.friction.learnable.to(dev), start.exp(), self.friction.fixed.to(dev))
+        return {"free_flight_loss": free_flight.tolist(), "linear_loss": fitted.tolist(), "accepted": accept.tolist(),
+                "friction_start": first.tolist()}
+
+    def _fit_linear(self, make_loss: Callable[[Any], "RolloutLoss"], n_iter: int,
+                    reduce_gradients: Callable[[Any], None] | None,
+                    restore: list[list[Any]] | None = None) -> "_LinearFit":
+        """One fit of the warm start from the current friction; ``restore``: generator states to begin from."""
         E, d = self.E, self.network.dim
         p0 = next(self.network.parameters())
         linear = LinearForces(E, d, p0.dtype, p0.device)
-        theta0 = self.friction.log_gamma.detach().clone()
         params = [linear.quad_w, linear.quad_b] + ([self.friction.log_gamma] if self.friction.any_learnable else [])
         opt = torch.optim.Adam(params, lr=WARM_START_LR)
         loss = make_loss(linear)
+        rngs = [loss.gens, loss.dev_gens] + ([loss.subset_gens] if loss.subset_gens is not None else [])
+        if restore is not None:  # the same draws as the first start's fit
+            _set_rng_states((rngs, restore))
+            loss.divergence.reset_warm_start()
+        begin = [[g.get_state() for g in gens] for gens in rngs]
         free_flight = self._mean_loss(loss, reduce_gradients)  # zero force: what the network starts as
         recent: list[Tensor] = []
         for it in range(n_iter):
@@ -567,18 +640,8 @@ class TrainingState:
                 break
             opt.step()
         fitted = self._mean_loss(loss, reduce_gradients)
-        accept = torch.isfinite(fitted) & (fitted < WARM_START_ACCEPT * free_flight)
-        with torch.no_grad():
-            self.friction.log_gamma.copy_(torch.where(accept.to(theta0.device), self.friction.log_gamma, theta0))
-            if getattr(self.network, "quadratic", False):  # the accepted models start *as* the linear fit:
-                keep = accept.to(linear.quad_w.device)       # its one-body term, no attention force yet
-                self.network.quad_w.copy_(torch.where(keep[:, None, None], linear.quad_w, self.network.quad_w))
-                self.network.quad_b.copy_(torch.where(keep[:, None], linear.quad_b, self.network.quad_b))
-                self.network.head_w.masked_fill_(keep[:, None, None], 0.0)
-            self.friction.log_gamma.grad = None
-        self.ema = {k: p.detach().clone() for k, p in self.network.named_parameters()} if self.cfg.ema else None
-        self.mark_good()
-        return {"free_flight_loss": free_flight.tolist(), "linear_loss": fitted.tolist(), "accepted": accept.tolist()}
+        return _LinearFit(linear.quad_w.detach(), linear.quad_b.detach(), self.friction.log_gamma.detach().clone(),
+                          free_flight, fitted, (rngs, begin), (rngs, [[g.get_state() for g in gens] for gens in rngs]))
 
     @staticmethod
     def _mean_loss(loss: "RolloutLoss", reduce_gradients: Callable[[Any], None] | None,
