@@ -289,7 +289,8 @@ def test_checkpoint_path_that_is_a_directory_is_refused_at_once(drifting, tmp_pa
 
 # --- learning levers (issue 13) ----------------------------------------------------------------
 def test_auto_friction_is_one_over_the_time_grid_step():
-    """friction is a rate: friction_init="auto" damps a free velocity by e per grid step, in any time unit."""
+    """friction is a rate: friction_init="auto" damps a free velocity by e per grid step, in any time unit
+    (and by at least the paper's 1 per time unit: it starts at max(1, 1 / dt))."""
     from scwlm.core.trainer import TrainingState
 
     rng = np.random.default_rng(0)
@@ -302,6 +303,7 @@ def test_auto_friction_is_one_over_the_time_grid_step():
 
     assert initial([0.0, 0.01, 0.02]) == pytest.approx(100.0, rel=1e-5)
     assert initial([0.0, 0.5, 2.0]) == pytest.approx(2.0)           # the smallest gap
+    assert initial([0.0, 2.3, 4.6]) == 1.0                          # a coarse grid: the larger of 1 / dt and 1
     assert initial([0.0, 0.01, 0.02], dt=0.005) == pytest.approx(200.0, rel=1e-5)  # an explicit dt
     assert initial([0.0, 0.01, 0.02], friction_init=0.3) == pytest.approx(0.3)
     assert WLMConfig().friction_init == "auto" and WLMConfig.paper().friction_init == 1.0
@@ -331,10 +333,30 @@ def test_auto_friction_warm_start_keeps_the_better_of_its_two_starts():
     assert wa["accepted"] and wa["friction_start"] == pytest.approx(kept) and unit.info["warm_start"]["friction_start"] == 1.0
     # (an ensemble member matches its separate fit to float rounding: the batched losses sum in another order)
     assert wa["linear_loss"] == pytest.approx(min(ws[2.5]["linear_loss"], ws[1.0]["linear_loss"]), rel=1e-5)
-    assert wa["free_flight_loss"] == pytest.approx(ws[2.5]["free_flight_loss"], rel=1e-5)  # rejected: start at 1/dt
+    assert wa["free_flight_loss"] == pytest.approx(ws[kept]["free_flight_loss"], rel=1e-5)
     assert auto.friction == pytest.approx(fits[kept].friction, rel=1e-4)
     roll = [m.rollout(s[0], v[0], t0=float(t[0]), times=t[1:n]) for m in (fits[kept], auto)]
     np.testing.assert_allclose(*roll, atol=1e-4)
+
+
+def test_auto_friction_without_an_accepted_warm_start_starts_from_the_more_damped_start():
+    """Where linear mechanics do not explain the data (here: a warm start too short to fit), "auto"
+    starts from the larger of 1/dt and 1, and continues exactly as a fit from that start alone."""
+    ds = datasets.harmonic_well(n=40, random_state=0)
+    s, t, v = ds
+    n = ds.meta["n_train"]
+    kw = dict(friction="learnable", n_iter=4, warm_start=3, random_state=0, **TINY)
+    for scale, damped in ((1.0, 2.5), (5.0, 1.0)):  # dt 0.4: starts 2.5 and 1; dt 2: starts 0.5 and 1
+        well = (s[:n], scale * t[:n], [v[0] / scale] + [None] * (n - 1))
+        auto = scwlm.fit(*well, friction_init="auto", **kw)
+        alone = scwlm.fit(*well, friction_init=damped, **kw)
+        wa, wd = auto.info["warm_start"], alone.info["warm_start"]
+        assert not wa["accepted"] and not wd["accepted"]
+        assert wa["friction_start"] == pytest.approx(damped)
+        assert wa["free_flight_loss"] == pytest.approx(wd["free_flight_loss"], rel=1e-6)
+        assert auto.friction == pytest.approx(alone.friction, rel=1e-6)
+        roll = [m.rollout(s[0], v[0] / scale, t0=float(scale * t[0]), times=scale * t[1:n]) for m in (auto, alone)]
+        np.testing.assert_allclose(*roll, atol=1e-6)
 
 
 def test_zero_initialised_head_makes_the_untrained_model_damped_free_flight():

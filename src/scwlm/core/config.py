@@ -42,10 +42,12 @@ class WLMConfig:
         feed-forward matrix products, everything else in float32 — an option, see the tests'
         error bounds).
     ``physics`` — the mechanics and their discretisation
-        ``friction_init`` (``"auto"``: ``1 / dt``, a learnable friction that damps a free
-        velocity by a factor :math:`e` per time-grid step whatever the unit of the times -- 1.0 on
-        a unit grid, 100 on the gradient-flow SDEs' grid of 0.01 -- with the linear warm start
-        also tried from 1, keeping the fit with the lower loss; a number: that initial friction),
+        ``friction_init`` (``"auto"``: the linear warm start of a learnable friction is fitted
+        from ``1 / dt`` -- a free velocity damped by a factor :math:`e` per time-grid step,
+        whatever the unit of the times -- and from 1, keeping the accepted fit with the lower
+        loss; without an accepted fit the friction starts at the larger of the two, ``max(1, 1 /
+        dt)``: 1.0 on a unit or coarser grid, 100 on the gradient-flow SDEs' grid of 0.01; a
+        number: that initial friction),
         ``integrator`` (``"paper"`` damped
         leapfrog or ``"exponential"``), ``dt`` (time-grid step; ``None`` = smallest gap between
         training times), ``substeps`` (1 integrator step per ``dt`` in training),
@@ -238,20 +240,37 @@ class WLMConfig:
     def initial_friction(self, dt: float) -> float:
         """The initial learnable friction of a model whose time-grid step is ``dt``.
 
-        ``friction_init="auto"`` gives ``1 / dt`` (friction is a rate: one e-folding of a free
-        velocity per grid step, whatever unit the times are in); a number is used as given.
+        What a model starts from when no linear warm start is accepted (or none is run).
+        ``friction_init="auto"`` gives ``max(1, 1 / dt)``, the more damped of the two
+        :meth:`friction_starts`; a number is used as given.
 
         Examples
         --------
         >>> auto = WLMConfig(friction_init="auto")
-        >>> auto.initial_friction(0.01), auto.initial_friction(1.0)
-        (100.0, 1.0)
+        >>> auto.initial_friction(0.01), auto.initial_friction(1.0), auto.initial_friction(2.5)
+        (100.0, 1.0, 1.0)
         >>> WLMConfig(friction_init=1.0).initial_friction(0.01)
         1.0
         """
+        return max(self.friction_starts(dt))
+
+    def friction_starts(self, dt: float) -> tuple[float, ...]:
+        """The initial frictions the linear warm start is fitted from, for time-grid step ``dt``.
+
+        ``friction_init="auto"`` gives ``1 / dt`` (friction is a rate: one e-folding of a free
+        velocity per grid step, whatever unit the times are in) and 1 (the paper's start), one of
+        them where they are equal; a number gives itself.
+
+        Examples
+        --------
+        >>> auto = WLMConfig(friction_init="auto")
+        >>> auto.friction_starts(0.4), auto.friction_starts(1.0), WLMConfig(friction_init=0.3).friction_starts(0.4)
+        ((2.5, 1.0), (1.0,), (0.3,))
+        """
         if self.friction_init == "auto":
-            return 1.0 / float(dt)
-        return float(self.friction_init)
+            inv = 1.0 / float(dt)
+            return (inv,) if inv == 1.0 else (inv, 1.0)
+        return (float(self.friction_init),)
 
     def warm_start_iterations(self, n_iter: int) -> int:
         """Iterations of the linear warm start before a fit of ``n_iter`` iterations.

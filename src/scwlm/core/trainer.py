@@ -518,10 +518,14 @@ class TrainingState:
                     d, hidden=cfg.hidden, heads=cfg.heads, blocks=cfg.blocks, ffn=cfg.ffn, dropout=cfg.dropout,
                     time_features=cfg.time_features, quadratic=cfg.quadratic, n_models=self.E, generators=self.generators,
                 ).to(device)
+                steps = [grid_step(t, cfg) for t in tasks]
                 self.friction = Friction(
-                    [cfg.initial_friction(grid_step(t, cfg)) if t.friction is None else t.friction for t in tasks],
+                    [cfg.initial_friction(h) if t.friction is None else t.friction for t, h in zip(tasks, steps)],
                     [t.friction is None for t in tasks],
                 ).to(device)
+                #: the learnable frictions the warm start is fitted from, per model (a fixed friction: ``None``)
+                self.friction_starts = [cfg.friction_starts(h) if t.friction is None else None
+                                        for t, h in zip(tasks, steps)]
             finally:
                 torch.set_default_dtype(prev)
         if cfg.zero_init_head:  # no force before training: damped free flight
@@ -558,9 +562,13 @@ class TrainingState:
         The fit is not convex in a learnable friction: on the harmonic well (``dt`` 0.4) it ends at
         :math:`\gamma` 0.025 (loss 4e-3) from :math:`\gamma_0 = 1/dt = 2.5` and at 0.29 (2.6e-5)
         from 1. So with ``friction_init="auto"`` it runs from :math:`1/dt` and from 1, on the same
-        random draws, and each model keeps the start whose fit reached the lower loss, with the
-        state of its generators after that fit: a model continues exactly as if it had been fitted
-        from that start alone. Where :math:`1/dt = 1` there is one start.
+        random draws. Each model keeps, of the starts whose fit is accepted, the one with the lower
+        loss; a model with no accepted fit starts from the larger of the two frictions, the more
+        damped start (the learned friction moves slowly from where it starts; measured on the
+        dentate gyrus, :math:`dt = 2.3`, and the gradient-flow SDEs, :math:`dt = 0.01`, the larger
+        start is the better one). Either way it keeps the state of its generators after that
+        start's fit: a model continues exactly as if it had been fitted from that start alone.
+        Where :math:`1/dt = 1` there is one start.
 
         Returns
         -------
@@ -568,29 +576,35 @@ class TrainingState:
             ``free_flight_loss``, ``linear_loss``, ``accepted`` and ``friction_start`` (the
             initial friction of the fit each model kept), one entry per model.
         """
-        theta0 = self.friction.log_gamma.detach().clone()
-        starts = [theta0]
-        if self.cfg.friction_init == "auto" and self.friction.any_learnable:
-            unit = torch.where(self.friction.learnable.to(theta0.device), torch.zeros_like(theta0), theta0)
-            if not torch.equal(unit, theta0):
-                starts.append(unit)
+        theta0 = self.friction.log_gamma.detach().clone()  # where a model without an accepted fit starts
+        learnable = self.friction.learnable.to(theta0.device)
+        per_model = [st or (1.0,) for st in self.friction_starts]  # a fixed friction: a placeholder, never used
+        starts = []  # the k-th start of every model (its last one where it has fewer)
+        for k in range(max(map(len, per_model))):
+            log_k = [math.log(st[min(k, len(st) - 1)]) for st in per_model]
+            starts.append(torch.where(learnable, torch.tensor(log_k, dtype=theta0.dtype, device=theta0.device), theta0))
         fits: list[_LinearFit] = []
         for k, theta in enumerate(starts):
             with torch.no_grad():
                 self.friction.log_gamma.copy_(theta)
             fits.append(self._fit_linear(make_loss, n_iter, reduce_gradients, restore=fits[0].rng_begin[1] if k else None))
         rows = torch.arange(self.E)
-        best = torch.argmin(torch.stack([f.loss for f in fits]).nan_to_num(math.inf), dim=0)  # ties: the first start
-        fitted = torch.stack([f.loss for f in fits])[best, rows]
-        free_flight = fits[0].free_flight  # what a rejected model starts as: free flight at the configured friction
+        losses = torch.stack([f.loss for f in fits])  # (starts, E)
+        free = torch.stack([f.free_flight for f in fits])  # the loss of what a rejected model starts as
+        ok = torch.isfinite(losses) & (losses < WARM_START_ACCEPT * free)
+        accept = ok.any(dim=0)
+        lowest = torch.argmin(torch.where(ok, losses, math.inf), dim=0)  # ties: the first start
+        damped = torch.argmax(torch.stack(starts).cpu(), dim=0)  # the larger friction (theta0); ties: the first
+        best = torch.where(accept, lowest, damped)
+        fitted, free_flight = losses[best, rows], free[best, rows]
         for e, k in enumerate(best.tolist()):
             _set_rng_states(fits[k].rng_end, e)
-        accept = torch.isfinite(fitted) & (fitted < WARM_START_ACCEPT * free_flight)
         dev = theta0.device
+        start = torch.stack(starts)[best.to(dev), rows.to(dev)]
         with torch.no_grad():
             keep = accept.to(dev)
             fit_gamma = torch.stack([f.log_gamma for f in fits])[best.to(dev), rows.to(dev)]
-            self.friction.log_gamma.copy_(torch.where(keep, fit_gamma, theta0))
+            self.friction.log_gamma.copy_(torch.where(keep, fit_gamma, start))
             if getattr(self.network, "quadratic", False):  # the accepted models start *as* the linear fit:
                 quad_w = torch.stack([f.quad_w for f in fits])[best.to(dev), rows.to(dev)]  # its one-body term,
                 quad_b = torch.stack([f.quad_b for f in fits])[best.to(dev), rows.to(dev)]  # no attention force yet
@@ -600,7 +614,6 @@ class TrainingState:
             self.friction.log_gamma.grad = None
         self.ema = {k: p.detach().clone() for k, p in self.network.named_parameters()} if self.cfg.ema else None
         self.mark_good()
-        start = torch.stack(starts)[best.to(dev), rows.to(dev)]
         first = torch.where(self.friction.learnable.to(dev), start.exp(), self.friction.fixed.to(dev))
         return {"free_flight_loss": free_flight.tolist(), "linear_loss": fitted.tolist(), "accepted": accept.tolist(),
                 "friction_start": first.tolist()}
@@ -620,7 +633,9 @@ class TrainingState:
             _set_rng_states((rngs, restore))
             loss.divergence.reset_warm_start()
         begin = [[g.get_state() for g in gens] for gens in rngs]
-        free_flight = self._mean_loss(loss, reduce_gradients)  # zero force: what the network starts as
+        # zero force: what the network starts as (computed for every start, as a fit from that start alone
+        # would: its draws keep the random streams identical)
+        free_flight = self._mean_loss(loss, reduce_gradients)
         recent: list[Tensor] = []
         for it in range(n_iter):
             if it == min(n_iter // 4, WARM_START_PROBE_AT) and it >= 10:  # far from explaining the data by now:
