@@ -331,11 +331,14 @@ arm("obs_all", "all", anchor="observed")
 # the loss' blur as a fraction of the median pairwise distance (0.5 by default, as in the paper's code)
 arm("blur0.25", blur_scale=0.25)
 arm("cos1e-3", lr=1e-3, lr_schedule="cosine", lr_warmup=100)  # a 10x higher peak, warmed up and decayed to 5 %
-# the learnable friction from 1 / dt instead of 1: they differ only where dt != 1, here the harmonic well and
-# the oscillator (dt 0.4) and the gradient-flow SDEs (0.01). Its first records (commit 7049ea3, where "auto"
-# was briefly the default) were written under the arm names "defaults" (auto) and "fr1" (1.0) and renamed to
-# "fr_auto" and "defaults" when the default went back to 1.0
-arm("fr_auto", friction_init="auto")
+# the learnable friction from a fixed 1, the default until d2409fc (since then friction_init="auto": the linear
+# warm start fitted from 1 / dt and from 1; since ac62491 a model without an accepted fit starts at max(1, 1 / dt)).
+# They differ only where dt != 1: here the harmonic well and the oscillator (dt 0.4), the small vortex (training
+# times 2 apart) and the gradient-flow SDEs (0.01). Records of those systems made as "defaults" before d2409fc
+# carry this arm's name and a note; those made with the one-start "auto" of 7049ea3-70dd52c are named
+# "fr_auto_1start" (reproduce at 70dd52c with --arms fr_auto), and the small-vortex and GF-SDE ones of d2409fc,
+# where a rejected model started at 1 / dt, "fr_auto_d2409fc" (reproduce at d2409fc with --arms defaults)
+arm("fr1", friction_init=1.0)
 
 if __name__ == "__main__":
     raise SystemExit(main())

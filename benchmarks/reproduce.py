@@ -393,12 +393,13 @@ Boids trains on 50 snapshots with horizons drawn up to 49 intervals: an iteratio
 full size with the defaults, so their targets are neither met nor missed on this page.
 
 For GF-SDE the nearest measurement is 300 iterations of its ten learnable-friction models with the
-defaults (the ablation system `gf_sde`, below; seeds 0, 1, 2): forecast W1 0.392 (paired
-0.380, unpaired 0.404) against 0.341 for carrying t = 0.09 forward, and
-the defaults beat carry-forward on 2 of the ten models for each of seeds 0, 1 and 2. The target asks for
-every one of them and a mean of at most 0.20, so at this budget it is missed by 0.192. These
-300 iterations took 122 s per model (the ensemble's wall time over its ten members), so the
-default 2,000 would take about 810 s per model on this instance, above the 600 s budget.
+defaults (the ablation system `gf_sde`, below; seeds 0, 1, 2; the defaults of commit ac62491):
+forecast W1 0.341 (paired 0.337, unpaired 0.345) against 0.341 for carrying t = 0.09 forward; the
+defaults beat carry-forward on 5 / 7 / 4 of the ten models for seeds 0 / 1 / 2. The target asks for
+every one of them and a mean of at most 0.20, so at this budget it is missed by 0.141. (A friction
+start at 1, the defaults before d2409fc, gave 0.392 and 2 of ten.) These 300 iterations took 60–75
+s per model on a quiet instance (the ensemble's wall time over its ten members), so the default
+2,000 would take about 400–500 s per model, within the 600 s budget (extrapolated, not run).
 
 The best Boids recipe measured within 600 s per model is not the defaults. It is the ablation arm
 `quick_boids`, the quick profile's Boids changes: lr 1e-3, 100 particles per snapshot, the largest
@@ -475,23 +476,25 @@ and EB). Command: `python -m benchmarks.ablation --systems SYSTEM --arms ARM --s
 Friction start and the gradient-flow SDEs, 2026-12-03 (commits 7049ea3, 41e7373, 4a04f78). The
 new system `gf_sde` is the learnable-friction half of the harness' GF-SDE experiment: the five
 SDEs, paired and unpaired, ten models in one ensemble, each rolled out at rest from t = 0 and scored
-on the 11 forecast times t = 0.10..0.20 against carrying t = 0.09 forward. The arm `fr_auto`
-starts a learnable friction at 1/dt (`friction_init="auto"`) instead of 1: friction is a rate, and
-the SDEs' grid step is 0.01, so it starts at 100. It differs from the defaults only where dt is not
+on the 11 forecast times t = 0.10..0.20 against carrying t = 0.09 forward. The arm `fr_auto_1start`
+started a learnable friction at 1/dt (`friction_init="auto"` as it was then) instead of 1: friction is a rate, and
+the SDEs' grid step is 0.01, so it starts at 100. It differed from the then defaults (`fr1`: a fixed start at 1) only where dt is not
 1 (here the SDEs and the harmonic well and oscillator, dt 0.4). Commands: `python -m
 benchmarks.ablation --systems gf_sde --arms defaults fr_auto --seeds S --n-iter 300`, and `--systems
 harmonic oscillator --arms fr_auto --seeds 0 1 2 --n-iter 400`. The seed-0 `gf_sde` records and the
 harmonic and oscillator records were made while `"auto"` was briefly the default (the working tree
-of 7049ea3, flagged `a62faed+dirty`) under the arm names `defaults` (auto) and `fr1` (1.0). They are
-renamed `fr_auto` and `defaults`, and a `note` field in each says so.
+of 7049ea3, flagged `a62faed+dirty`) under the arm names `defaults` (auto) and `fr1` (1.0). They were
+renamed `fr_auto` and `defaults`, and a `note` field in each says so. Since d2409fc (below) these
+arms are named `fr_auto_1start` and `fr1` (the commands above were run at 70dd52c, where they were
+`fr_auto` and `defaults`).
 
-- GF-SDE, forecast W1: `fr_auto` 0.350 / 0.318 for seeds 0, 1 (mean 0.334); the defaults
-  0.392 / 0.377 / 0.408 for seeds 0, 1, 2 (mean 0.392; 0.384 on the seeds of `fr_auto`); carry-forward 0.341.
+- GF-SDE, forecast W1: `fr_auto_1start` 0.350 / 0.318 for seeds 0, 1 (mean 0.334); `fr1` (then the defaults)
+  0.392 / 0.377 / 0.408 for seeds 0, 1, 2 (mean 0.392; 0.384 on the seeds of `fr_auto_1start`); carry-forward 0.341.
   Models that beat carry-forward: 5 / 7 of ten against 2 / 2 / 2. Mean
   training-time W1: 0.097 against 0.122. The learned friction (median over the ten models) is 138
-  against 3.1. Per SDE (means over each arm's seeds, carry-forward over the defaults' seeds; paired / unpaired):
+  against 3.1. Per SDE (means over each arm's seeds, carry-forward over `fr1`'s seeds; paired / unpaired):
 
-  | SDE | defaults | `fr_auto` | carry-forward |
+  | SDE | `fr1` | `fr_auto_1start` | carry-forward |
   |---|---|---|---|
   | Bohachevsky | 0.225 / 0.210 | 0.171 / 0.174 | 0.023 / 0.049 |
   | Oakley-O'Hagan | 0.448 / 0.433 | 0.195 / 0.202 | 0.312 / 0.319 |
@@ -503,19 +506,83 @@ renamed `fr_auto` and `defaults`, and a `note` field in each says so.
   outward faster and faster, and momentum carries that escape past the training window. Neither
   start comes near carry-forward on Bohachevsky, whose data settle within the first interval while
   the model's training-time W1 stays at 0.166 (both arms, mean).
-- Harmonic well (400 iterations): `fr_auto` 0.311 / 0.020 / 0.018 for seeds 0 / 1 / 2, learned γ
-  0.156 / 0.308 / 0.307. The defaults give 0.020 for seed 0 (the README demo, the same data and
+- Harmonic well (400 iterations): `fr_auto_1start` 0.311 / 0.020 / 0.018 for seeds 0 / 1 / 2, learned γ
+  0.156 / 0.308 / 0.307. `fr1`, the then defaults, gives 0.020 for seed 0 (the README demo, the same data and
   seed) and 0.018 / 0.016 for seeds 1 / 2 (records of older commits). Seed 0 fails because the
   linear warm start, started at γ = 2.5, ends at γ = 0.025 with loss 4.1e-3. Started at 1 or 0.5 it
   ends at 0.29 with 2.6e-5 / 2.3e-5 (the warm start alone: `scwlm.fit(s[:11], t[:11], v[0], n_iter=1,
   warm_start=600, friction_init=F, random_state=0)` on `harmonic_well(n=200, random_state=0)`, F = 2.5 ("auto"), 1, 0.5;
   `mech.info["warm_start"]` holds the losses). Oscillator: 0.022 / 0.029 /
-  0.022, within the defaults' 0.022–0.031.
-- Not adopted. The warm start's outcome depends on where the friction starts, and 1/dt puts one
-  seed of three of the harmonic well in a worse basin. Making the warm start independent of that
-  start (several starts, keep the lowest loss) would let the SDEs have the overdamped start. That is
-  left for later: it changes the random streams of every system, so every budget record would need a
-  rerun.
+  0.022, within `fr1`'s 0.022–0.031.
+- Not adopted then: the warm start's outcome depends on where the friction starts, and 1/dt puts one
+  seed of three of the harmonic well in a worse basin. The next paragraph makes the warm start
+  independent of that start.
+
+Two-start warm start (commit d2409fc). The linear warm start is fitted from 1/dt and from 1 on the
+same random draws, and each model keeps the fit with the lower loss together with its generators'
+state, so a model continues exactly as if it had been fitted from that start alone (the tests check
+this in an ensemble). Where dt = 1 there is one start and nothing changes, to the last bit: the
+budget profile's vortices and EB (`dt=1.0`), Boids (fixed friction) and the tutorials except the
+dentate gyrus. At d2409fc a model whose linear fit was rejected started the main fit from 1/dt (with
+the generator state of the lower-loss start); those records are named `fr_auto_d2409fc`. Measured
+2026-12-03, seeds 0, 1, 2, the commands above with `--arms defaults` at d2409fc:
+
+- Harmonic well (400 iterations): 0.020 / 0.020 / 0.018 (mean 0.019; learned γ 0.304 / 0.308 /
+  0.307). Seed 0 keeps the start from 1 and gives the README demo's 0.020 and γ 0.304 again;
+  `fr_auto_1start` gave 0.311 there, `fr1` 0.020 / 0.018 / 0.016.
+- Oscillator (400 iterations): 0.022 / 0.029 / 0.022 (mean 0.024; learned γ 0.495 / 0.491 / 0.492,
+  true 0.5), as `fr_auto_1start` and within `fr1`'s 0.022–0.031; constant velocity 0.073.
+  (Accepted warm starts: these stay the defaults' records, see below.)
+- Small vortex (`fr_auto_d2409fc`, 500 iterations; the ablation system trains on t1, 3, 5, 7, 9
+  without an explicit dt, so dt = 2 and a rejected model started at 0.5): 0.067 / 0.083 / 0.073
+  (mean 0.074) against `fr1`'s 0.077 / 0.106 / 0.080 (0.087); McCann 0.235.
+- GF-SDE (`fr_auto_d2409fc`, 300 iterations): 0.334 / 0.341 / 0.355 (mean 0.343; paired 0.337,
+  unpaired 0.349) against `fr1`'s 0.392 and carry-forward's 0.341. Models that beat carry-forward:
+  6 / 6 / 4 of ten (`fr1`: 2 / 2 / 2). Per SDE, means over the three seeds, paired / unpaired:
+  Bohachevsky 0.174 / 0.172 (carry-forward 0.023 / 0.049), Oakley-O'Hagan 0.207 / 0.213 (0.312 /
+  0.319), quadratic 0.066 / 0.058 (0.051 / 0.053), Styblinski-Tang 1.008 / 1.042 (0.978 / 1.000),
+  wavy plateau 0.232 / 0.258 (0.305 / 0.324). The linear warm start was rejected on every seed, so
+  the main fit starts overdamped at γ = 100; the median learned γ is 143–153. 85–109 s per model
+  for the 300 iterations, warm start included.
+- The dentate gyrus tutorial (real data, two ages 23 days apart, `dt=2.3`, 2,000 iterations; the
+  notebook's fit as a script, W1 of the predicted to the observed P35 cells in 5 PCs, P12 itself at
+  4.406). The warm start is rejected there, so at d2409fc the main fit started at 1/dt = 0.435:
+  3.411 / 3.404 / 4.379 for seeds 0 / 1 / 2 (learned γ 0.86 / 1.02 / 1.03), against 2.583 / 2.008
+  / 2.189 from a fixed 1 (γ 3.43 / 3.24 / 2.87). Seed 0 of both and seed 1 of the fixed 1 were
+  measured on an AMD EPYC instance, the others on an Intel Xeon one; this fit is not reproducible
+  across the two CPUs (the same commit, 1f31472, seed 0: 2.583 on AMD, 3.087 on Intel — float
+  rounding over 2,000 iterations of a 200-cell fit), so compare within a machine: on Intel, seeds 1
+  and 2, 3.404 / 4.379 from 0.435 against 2.313 / 2.189 from 1 (below).
+
+The more damped start (commit ac62491): a model whose linear fit is not accepted starts the main fit
+from the larger of its two starts, max(1, 1/dt), with the generator state of that start's fit, so it
+continues exactly as a fit from that start alone (tested). The evidence is the list above: where the
+warm start is rejected and the starts differ, the larger start was better on the GF-SDEs (100
+against 1: 0.343 against 0.392), much better on the dentate gyrus (1 against 0.435, seeds 1 and 2
+on one machine: 2.313 / 2.189 against 3.404 / 4.379) and worse on the small vortex trained on a grid
+of 2 (1 against 0.5: 0.087 against 0.074), the smallest of the three differences. Rerun with the
+defaults of ac62491 (arm `defaults`, 2026-12-04, the same commands, on an Intel Xeon instance whose
+test suite took 159 s; records noted "the defaults of ac62491"):
+
+- Small vortex: 0.077 / 0.106 / 0.080, the `fr1` records (AMD EPYC) to 1e-7.
+- Dentate gyrus: 3.087 / 2.313 / 2.189 for seeds 0 / 1 / 2 (mean 2.530; γ 3.24 / 4.07 / 2.87;
+  270 s of training each); seed 0 equals the fit from a fixed 1 on this machine to the last printed
+  digit, and seed 2 the fixed-1 fit above. The stored notebook shows seed 0.
+- Oscillator seed 0: 0.022 (γ 0.495), the d2409fc record to 4e-7 (accepted warm starts are
+  unchanged); harmonic well 0.020 / 0.020 / 0.018 (γ 0.304 / 0.308 / 0.307), the d2409fc records
+  to 5e-6.
+- GF-SDE (300 iterations): 0.350 / 0.318 / 0.355 (mean 0.341; paired 0.337, unpaired 0.345)
+  against carry-forward's 0.341 (`fr_auto_d2409fc` 0.343, `fr1` 0.392, both on AMD EPYC). Models that beat
+  carry-forward: 5 / 7 / 4 of ten. Per SDE, means over the seeds, paired / unpaired: Bohachevsky
+  0.173 / 0.173 (carry-forward 0.023 / 0.049), Oakley-O'Hagan 0.195 / 0.204 (0.312 / 0.319),
+  quadratic 0.060 / 0.059 (0.051 / 0.053), Styblinski-Tang 1.014 / 1.025 (0.978 / 1.000), wavy
+  plateau 0.244 / 0.263 (0.305 / 0.324). Oakley-O'Hagan and wavy plateau beat carry-forward for
+  every seed, quadratic and Styblinski-Tang for one seed of three, Bohachevsky never. The warm start
+  is rejected for every model shown (model 0 of each seed) and the main fit starts at γ = 100; the
+  median learned γ is 134–151. 60–75 s per model for the 300 iterations on this (quiet) instance,
+  warm start included, so the default 2,000 would take about 400–500 s per model.
+- The GF-SDE target (a mean of at most 0.20 and every model below carry-forward) stays missed, by
+  0.141 in the mean at this budget.
 
 """
 
