@@ -171,8 +171,10 @@ def gf_sde_system(n: int = 1000):
             s, t = ds.snapshots, ds.times
             ev = mech.evaluate(s, t, [None] * len(s), n_train=n_train)
             carry = float(np.mean([wasserstein1(s[n_train - 1], s[i]) for i in range(n_train, len(s))]))
+            ws = mech.info.get("warm_start") or {}
             per_model[name] = {"forecast": float(ev["test_mean"]), "train": float(ev["train_mean"]),
-                               "carry_forward": carry, "friction": float(mech.friction)}
+                               "carry_forward": carry, "friction": float(mech.friction),
+                               "warm_start_accepted": ws.get("accepted"), "friction_start": ws.get("friction_start")}
 
         def avg(key: str, setting: str | None = None) -> float:
             return float(np.mean([r[key] for k, r in per_model.items() if setting is None or k.endswith(setting)]))

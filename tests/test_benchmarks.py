@@ -223,8 +223,12 @@ def test_ablation_report_counts_a_rerun_seed_once_with_its_latest_record(tmp_pat
 def test_ablation_gf_sde_system_scores_all_ten_models_against_carry_forward():
     from benchmarks.ablation import ARMS, gf_sde_system
 
-    rec = gf_sde_system(n=30)(ARMS["defaults"], 0, 1, {**TINY, "eval_substeps": 1, "warm_start": 0})
+    rec = gf_sde_system(n=30)(ARMS["defaults"], 0, 1, {**TINY, "eval_substeps": 1, "warm_start": 2})
     per = rec["per_model"]
+    # every model's warm-start decision is recorded, not only model 0's (a 2-iteration fit is rejected: the
+    # main fit starts at the more damped start, 1 / dt = 100)
+    assert all(r["warm_start_accepted"] is False and r["friction_start"] == pytest.approx(100.0) for r in per.values())
+    assert per["bohachevsky/paired"]["friction_start"] == rec["warm_start"]["friction_start"]
     assert len(per) == 10 and {k.split("/")[1] for k in per} == {"paired", "unpaired"}
     m, b = rec["metrics"], rec["baselines"]
     assert m["forecast"] == pytest.approx(np.mean([r["forecast"] for r in per.values()]))
