@@ -594,8 +594,10 @@ class TrainingState:
         ok = torch.isfinite(losses) & (losses < WARM_START_ACCEPT * free)
         accept = ok.any(dim=0)
         lowest = torch.argmin(torch.where(ok, losses, math.inf), dim=0)  # ties: the first start
-        damped = torch.argmax(torch.stack(starts).cpu(), dim=0)  # the larger friction (theta0); ties: the first
-        best = torch.where(accept, lowest, damped)
+        # a model without an accepted fit keeps the start it was configured at (WLMConfig.initial_friction: for
+        # "auto" the more damped one), with that start's generator state
+        configured = torch.argmax((torch.stack(starts) == theta0).to(torch.int8).cpu(), dim=0)  # ties: the first
+        best = torch.where(accept, lowest, configured)
         fitted, free_flight = losses[best, rows], free[best, rows]
         for e, k in enumerate(best.tolist()):
             _set_rng_states(fits[k].rng_end, e)
