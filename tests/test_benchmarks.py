@@ -207,6 +207,24 @@ def test_sampling_floor_of_two_halves_of_one_cloud_falls_as_the_halves_grow():
         half_split_w1(x, 201, 1, rng)
 
 
+def test_velocity_agreement_recovers_the_scale_of_transport_velocities_and_finds_noise_uninformative():
+    from benchmarks.velocity_agreement import agreement, least_squares_scale
+    from scwlm.core.velocities import ot_velocity
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 2))
+    y = x + np.array([1.0, 0.5])  # a translation: the OT velocity over a gap of 2 is (0.5, 0.25) everywhere
+    v_ot = ot_velocity(x, y, 2.0)
+    exact = agreement(v_ot / 40.0, v_ot)  # measured on a scale 40x too small, as EB's RNA velocities
+    assert exact.scale == pytest.approx(40.0) and exact.mean_cosine == pytest.approx(1.0)
+    noise = agreement(rng.normal(size=x.shape), v_ot)
+    assert abs(noise.mean_cosine) < 0.3 and abs(noise.scale) < 0.5
+    with pytest.raises(ValueError, match="all zero"):
+        least_squares_scale([np.zeros((3, 2))], [v_ot[:3]])
+    with pytest.raises(ValueError, match="one shape"):
+        agreement(v_ot[:3], v_ot)
+
+
 def test_ablation_report_counts_a_rerun_seed_once_with_its_latest_record(tmp_path):
     from benchmarks.ablation import report
 
