@@ -73,10 +73,13 @@ WORKLOADS: dict[str, dict[str, Any]] = {
 
 
 #: speed levers: WLMConfig overrides ("config"), options applied in the worker ("levers": force_precision,
-#: loss_autocast, compile (torch.compile options), warm_start), or a placeholder row ("todo")
+#: loss_autocast, compile (torch.compile options), warm_start, fused_attention (False: the analytic
+#: force's attention by plain tensor operations, as before the row-blocked kernels)), or a placeholder
+#: row ("todo")
 VARIANTS: dict[str, dict[str, Any]] = {
     "fp32": {},
     "analytic": dict(config={"force_impl": "analytic"}),
+    "unfused": dict(config={"force_impl": "analytic"}, levers={"fused_attention": False}),
     "bf16": dict(levers={"force_precision": "bf16"}),
     "bf16loss": dict(levers={"loss_autocast": True}),
     "compile": dict(config={"force_impl": "analytic"}, levers={"compile": {}}),
@@ -127,12 +130,17 @@ def _install_levers(levers: dict[str, Any]) -> dict[str, Any]:
     from scwlm.core.divergence import SinkhornDivergence
     from scwlm.core.potential import SetPotential
 
+    import scwlm.core.potential as potential
     import torch.utils.checkpoint as ckpt
 
-    saved = (trainer.SinkhornDivergence, trainer.SetPotential, trainer.saved_tensor_bytes, ckpt.checkpoint)
+    saved = (trainer.SinkhornDivergence, trainer.SetPotential, trainer.saved_tensor_bytes, ckpt.checkpoint,
+             potential.FUSED_ATTENTION)
 
     def restore() -> None:
-        trainer.SinkhornDivergence, trainer.SetPotential, trainer.saved_tensor_bytes, ckpt.checkpoint = saved
+        (trainer.SinkhornDivergence, trainer.SetPotential, trainer.saved_tensor_bytes, ckpt.checkpoint,
+         potential.FUSED_ATTENTION) = saved
+
+    potential.FUSED_ATTENTION = levers.get("fused_attention", potential.FUSED_ATTENTION)
 
     stats: dict[str, Any] = {"steps": [], "compiled": [], "kept_bytes": [], "checkpointed": 0, "restore": restore}
 

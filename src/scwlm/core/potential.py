@@ -45,6 +45,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .attention import attention, attention_grad
+
 __all__ = ["SetPotential", "DropoutMasks", "PRECISIONS"]
 
 #: the accepted ``precision`` values of :meth:`SetPotential.energy` / :meth:`SetPotential.forces`
@@ -53,6 +55,11 @@ PRECISIONS = ("float32", "bf16")
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _LN_EPS = 1e-5
+
+#: whether the analytic force runs its attention layers through the row-blocked kernels of
+#: :mod:`scwlm.core.attention` (float32 / float64) instead of plain tensor operations; the plain
+#: path stays for bf16 autocast and as the reference of the speed benchmark's ``unfused`` variant
+FUSED_ATTENTION = True
 
 
 def _uniform(shape: Sequence[int], bound: float, gen: torch.Generator | None) -> Tensor:
@@ -386,15 +393,28 @@ class SetPotential(nn.Module):
     def _analytic_blocks(self, h: Tensor, masks: DropoutMasks | None, dt: torch.dtype) -> Tensor:
         """:math:`\\partial\\Psi / \\partial h_0` for the embedded particles ``h = h_0 (E, N, H)``."""
         scale = 1.0 / math.sqrt(self.hidden // self.heads)
+        E, N, _ = h.shape
+        nh = self.heads
+        # the row-blocked attention kernels compute in the network's dtype: not under bf16 autocast
+        fused = FUSED_ATTENTION and not torch.is_autocast_enabled(h.device.type)
         cache = []
         for b in range(self.n_blocks):
             xh1, r1 = _layer_norm_stats(h)
             a = xh1 * self._p("ln1_w", b).unsqueeze(1) + self._p("ln1_b", b).unsqueeze(1)
             q, k, v = self._split_heads(_linear(a, self._p("qkv_w", b), self._p("qkv_b", b)).to(dt))
             qs = q * scale
-            P = torch.softmax((qs @ k.transpose(-1, -2)).to(dt), dim=-1)
-            Pd = P * masks.attention[b] if masks is not None else P
-            o = (Pd @ v).to(dt)
+            mask = masks.attention[b] if masks is not None else None
+            if fused:  # row-blocked kernels with their own backward (scwlm.core.attention)
+                att = (qs.reshape(E * nh, N, -1), k.reshape(E * nh, N, -1), v.reshape(E * nh, N, -1))
+                mask = mask.reshape(E * nh, N, N) if mask is not None else None
+                o, lse = attention(*att, mask)
+                o = o.view(E, nh, N, -1)
+                P = Pd = None
+            else:
+                P = torch.softmax((qs @ k.transpose(-1, -2)).to(dt), dim=-1)
+                Pd = P * mask if mask is not None else P
+                o = (Pd @ v).to(dt)
+                att = lse = None
             h = h + _linear(self._merge_heads(o), self._p("out_w", b), self._p("out_b", b)).to(dt)
             xh2, r2 = _layer_norm_stats(h)
             c = xh2 * self._p("ln2_w", b).unsqueeze(1) + self._p("ln2_b", b).unsqueeze(1)
@@ -406,11 +426,10 @@ class SetPotential(nn.Module):
             if masks is not None:
                 f = f * masks.output[b]
             h = h + f
-            cache.append((xh1, r1, qs, k, v, P, Pd, o, xh2, r2, u))
-        E, N, _ = h.shape
+            cache.append((xh1, r1, qs, k, v, P, Pd, o, xh2, r2, u, att, lse, mask))
         dh = self.head_w.expand(E, N, self.hidden)  # dΨ/dh_L: the same row for every particle
         for b in reversed(range(self.n_blocks)):
-            xh1, r1, qs, k, v, P, Pd, o, xh2, r2, u = cache[b]
+            xh1, r1, qs, k, v, P, Pd, o, xh2, r2, u, att, lse, mask = cache[b]
             df = dh * masks.output[b] if masks is not None else dh
             dg = (df @ self._p("f2_w", b)).to(dt)
             if masks is not None:
@@ -418,13 +437,18 @@ class SetPotential(nn.Module):
             dc = ((dg * _gelu_grad(u)) @ self._p("f1_w", b)).to(dt)
             dh = dh + _layer_norm_backward(xh2, r2, self._p("ln2_w", b), dc)
             do = (dh @ self._p("out_w", b)).to(dt).view(E, N, self.heads, -1).permute(0, 2, 1, 3)
-            dPd = (do @ v.transpose(-1, -2)).to(dt)
-            dv = (Pd.transpose(-1, -2) @ do).to(dt)
-            dP = dPd * masks.attention[b] if masks is not None else dPd
-            # softmax backward; sum_j P_ij dP_ij = do_i . o_i, with or without dropout
-            dS = P * (dP - (do * o).sum(-1, keepdim=True))
-            dq = (dS @ k).to(dt) * scale
-            dk = (dS.transpose(-1, -2) @ qs).to(dt)
+            if fused:
+                dq, dk, dv = (g.view(E, nh, N, -1) for g in attention_grad(
+                    *att, o.reshape(E * nh, N, -1), do.reshape(E * nh, N, -1), lse, mask))
+                dq = dq * scale
+            else:
+                dPd = (do @ v.transpose(-1, -2)).to(dt)
+                dv = (Pd.transpose(-1, -2) @ do).to(dt)
+                dP = dPd * mask if mask is not None else dPd
+                # softmax backward; sum_j P_ij dP_ij = do_i . o_i, with or without dropout
+                dS = P * (dP - (do * o).sum(-1, keepdim=True))
+                dq = (dS @ k).to(dt) * scale
+                dk = (dS.transpose(-1, -2) @ qs).to(dt)
             dqkv = torch.stack((dq, dk, dv), dim=2).permute(0, 3, 2, 1, 4).reshape(E, N, 3 * self.hidden)
             da = (dqkv @ self._p("qkv_w", b)).to(dt)
             dh = dh + _layer_norm_backward(xh1, r1, self._p("ln1_w", b), da)

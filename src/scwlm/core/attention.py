@@ -1,0 +1,247 @@
+r"""Row-blocked attention kernels of the analytic force, with hand-written backward passes.
+
+The analytic force (:meth:`~scwlm.core.potential.SetPotential.forces` with ``impl="analytic"``)
+runs every attention layer twice: forwards, and then the layer's own gradient in the reverse
+sweep that turns :math:`\partial\Psi/\partial h` into the force. Training differentiates both once
+more. Written with ordinary tensor operations, every one of these steps materialises several
+``(B, N, N)`` tensors (scores, soft-max weights, their gradients) and autograd keeps them for the
+backward pass: at a thousand particles that is element-wise, memory-bound work on 16 MB
+temporaries, the largest share of a training iteration on a CPU.
+
+The two :class:`torch.autograd.Function` objects here compute the same quantities block by block
+over the query rows, so that every ``N x N`` intermediate lives only as a cache-sized
+``(B, r, N)`` slice, and keep nothing of size ``N x N`` for the backward pass (only the row
+log-sum-exp of the scores; the soft-max weights are recomputed there, as flash attention does).
+With ``Q`` the scaled queries, ``M`` an optional dropout mask of the attention weights (already
+scaled), :math:`P = \mathrm{softmax}(QK^\top)` by rows and :math:`\tilde P = P \circ M`:
+
+:func:`attention` (forward of one layer)
+    :math:`O = \tilde P V`.
+:func:`attention_grad` (its gradient, given the upstream :math:`D = \partial\Psi/\partial O`)
+    :math:`G = (D V^\top) \circ M`, :math:`\delta = \mathrm{rowsum}(D \circ O)` (which equals
+    :math:`\mathrm{rowsum}(P \circ G)`), :math:`T = P \circ (G - \delta\mathbf 1^\top)` (the gradient
+    with respect to the scores), and the outputs :math:`TK`, :math:`T^\top Q` and
+    :math:`\tilde P^\top D` (gradients with respect to ``Q``, ``K`` and ``V``).
+
+Both are differentiable once (training needs a first-order backward of the analytic force, never
+more); the backward formulas are the chain rule through the lines above, written out in
+:func:`_attention_grad_backward` and checked against autograd of the unblocked formulas in
+``tests/test_attention.py``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+__all__ = ["attention", "attention_grad", "rows_per_block"]
+
+#: elements of one ``(B, r, N)`` slice of an ``N x N`` intermediate (256 k floats = 1 MB in float32)
+BLOCK_ELEMENTS = 1 << 18
+
+
+def rows_per_block(batch: int, n_rows: int, n_cols: int) -> int:
+    """Query rows per block so that a ``(batch, rows, n_cols)`` slice holds about :data:`BLOCK_ELEMENTS`.
+
+    Examples
+    --------
+    >>> rows_per_block(4, 1000, 1000)
+    65
+    >>> rows_per_block(4, 100, 100)  # small problems run in one block
+    100
+    """
+    return max(1, min(n_rows, BLOCK_ELEMENTS // max(1, batch * n_cols)))
+
+
+def _blocks(n: int, r: int):
+    return ((i, min(i + r, n)) for i in range(0, n, r))
+
+
+def _probabilities(q: Tensor, k: Tensor, lse: Tensor) -> Tensor:
+    """Soft-max weights ``exp(q k^T - lse)`` of a block of rows (``lse`` of shape ``(B, r, 1)``)."""
+    s = torch.bmm(q, k.transpose(1, 2))
+    return s.sub_(lse).exp_()
+
+
+class _Attention(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None):
+        B, N, _ = q.shape
+        out = torch.empty_like(v, memory_format=torch.contiguous_format)
+        lse = torch.empty(B, N, 1, dtype=q.dtype, device=q.device)
+        kt = k.transpose(1, 2)
+        for i, j in _blocks(N, rows_per_block(B, N, k.shape[1])):
+            s = torch.bmm(q[:, i:j], kt)
+            m = s.amax(-1, keepdim=True)
+            p = s.sub_(m).exp_()
+            z = p.sum(-1, keepdim=True)
+            torch.add(m, z.log(), out=lse[:, i:j])
+            p.div_(z)
+            if mask is not None:
+                p.mul_(mask[:, i:j])
+            torch.bmm(p, v, out=out[:, i:j])
+        ctx.save_for_backward(q, k, v, mask, out, lse)
+        ctx.mark_non_differentiable(lse)
+        return out, lse
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_out: Tensor, _g_lse: Tensor | None):
+        q, k, v, mask, out, lse = ctx.saved_tensors
+        B, N, _ = q.shape
+        g_out = g_out.contiguous()
+        gq, gk, gv = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
+        # rowsum(dP o P) = rowsum(g_out o out), because out = (P o M) V
+        delta = (g_out * out).sum(-1, keepdim=True)
+        for i, j in _blocks(N, rows_per_block(B, N, k.shape[1])):
+            p = _probabilities(q[:, i:j], k, lse[:, i:j])
+            pd = p * mask[:, i:j] if mask is not None else p
+            gv += torch.bmm(pd.transpose(1, 2), g_out[:, i:j])
+            dp = torch.bmm(g_out[:, i:j], v.transpose(1, 2))
+            if mask is not None:
+                dp.mul_(mask[:, i:j])
+            ds = dp.sub_(delta[:, i:j]).mul_(p)
+            torch.bmm(ds, k, out=gq[:, i:j])
+            gk += torch.bmm(ds.transpose(1, 2), q[:, i:j])
+        return gq, gk, gv, None
+
+
+class _AttentionGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, o: Tensor, d: Tensor, lse: Tensor, mask: Tensor | None):
+        B, N, _ = q.shape
+        d = d.contiguous()
+        gq = torch.empty_like(q, memory_format=torch.contiguous_format)
+        gk, gv = torch.zeros_like(k), torch.zeros_like(v)
+        delta = (d * o).sum(-1, keepdim=True)
+        vt = v.transpose(1, 2)
+        for i, j in _blocks(N, rows_per_block(B, N, k.shape[1])):
+            p = _probabilities(q[:, i:j], k, lse[:, i:j])
+            pd = p * mask[:, i:j] if mask is not None else p
+            gv += torch.bmm(pd.transpose(1, 2), d[:, i:j])
+            g = torch.bmm(d[:, i:j], vt)
+            if mask is not None:
+                g.mul_(mask[:, i:j])
+            t = g.sub_(delta[:, i:j]).mul_(p)
+            torch.bmm(t, k, out=gq[:, i:j])
+            gk += torch.bmm(t.transpose(1, 2), q[:, i:j])
+        ctx.save_for_backward(q, k, v, o, d, lse, mask)
+        return gq, gk, gv
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, a_q: Tensor, a_k: Tensor, a_v: Tensor):
+        return _attention_grad_backward(*ctx.saved_tensors, a_q, a_k, a_v)
+
+
+def _attention_grad_backward(q, k, v, o, d, lse, mask, a_q, a_k, a_v):
+    r"""Vector-Jacobian product of :class:`_AttentionGrad`.
+
+    With upstream gradients :math:`\bar A, \bar B, \bar C` of the outputs :math:`A = TK`,
+    :math:`B = T^\top Q`, :math:`C = \tilde P^\top D` (``a_q, a_k, a_v``):
+
+    - :math:`\bar T = \bar A K^\top + Q \bar B^\top`, :math:`\bar\delta = -\mathrm{rowsum}(\bar T \circ P)`;
+    - :math:`\bar O = \bar\delta \circ D` (``O`` enters through :math:`\delta` only);
+    - :math:`\bar P = \bar T \circ (G - \delta) + (D \bar C^\top) \circ M`,
+      :math:`\bar S = P \circ (\bar P - \mathrm{rowsum}(\bar P \circ P))`;
+    - :math:`\bar G = (\bar T \circ P) \circ M` (through :math:`G = (DV^\top) \circ M`);
+    - :math:`\bar Q = T \bar B + \bar S K`, :math:`\bar K = T^\top \bar A + \bar S^\top Q`,
+      :math:`\bar V = \bar G^\top D`, :math:`\bar D = \tilde P \bar C + \bar\delta \circ O + \bar G V`.
+    """
+    B, N, _ = q.shape
+    a_q, a_k, a_v = a_q.contiguous(), a_k.contiguous(), a_v.contiguous()
+    gq = torch.empty_like(q, memory_format=torch.contiguous_format)
+    gd = torch.empty_like(d)
+    gk, gv = torch.zeros_like(k), torch.zeros_like(v)
+    g_o = torch.empty_like(o, memory_format=torch.contiguous_format)
+    delta = (d * o).sum(-1, keepdim=True)
+    kt, vt, a_kt, a_vt = k.transpose(1, 2), v.transpose(1, 2), a_k.transpose(1, 2), a_v.transpose(1, 2)
+    for i, j in _blocks(N, rows_per_block(B, N, k.shape[1])):
+        qi, di, mi = q[:, i:j], d[:, i:j], (mask[:, i:j] if mask is not None else None)
+        p = _probabilities(qi, k, lse[:, i:j])
+        gm = torch.bmm(di, vt)  # D V^T, before the mask
+        g = gm * mi if mi is not None else gm
+        g_minus = g.sub_(delta[:, i:j])  # G - delta (in place: G itself is not needed again)
+        t = g_minus * p
+        tbar = torch.baddbmm(torch.bmm(qi, a_kt), a_q[:, i:j], kt)  # A^- K^T + Q B^-^T
+        tp = tbar * p
+        dbar = -tp.sum(-1, keepdim=True)
+        g_o[:, i:j] = dbar * di
+        pbar = tbar.mul_(g_minus)  # T^- o (G - delta)
+        pdbar = torch.bmm(di, a_vt)  # D C^-^T
+        if mi is not None:
+            pdbar.mul_(mi)
+        pbar.add_(pdbar)
+        sbar = pbar.sub_((pbar * p).sum(-1, keepdim=True)).mul_(p)
+        gbar = tp.mul_(mi) if mi is not None else tp
+        # Q^-: T B^- + S^- K
+        torch.baddbmm(torch.bmm(t, a_k), sbar, k, out=gq[:, i:j])
+        gk += torch.bmm(t.transpose(1, 2), a_q[:, i:j]) + torch.bmm(sbar.transpose(1, 2), qi)
+        gv += torch.bmm(gbar.transpose(1, 2), di)
+        pd = p.mul_(mi) if mi is not None else p
+        # D^-: P~ C^- + dbar o O + G^- V
+        gd_i = torch.baddbmm(torch.bmm(pd, a_v), gbar, v)
+        gd[:, i:j] = gd_i.add_(dbar * o[:, i:j])
+    return gq, gk, gv, g_o, gd, None, None
+
+
+def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    r"""Attention :math:`O = (\mathrm{softmax}(QK^\top) \circ M) V` by blocks of query rows.
+
+    Parameters
+    ----------
+    q, k, v
+        Queries (already scaled), keys and values, ``(B, N, dh)`` each.
+    mask
+        Optional scaled dropout mask of the attention weights, ``(B, N, N)``.
+
+    Returns
+    -------
+    tuple of Tensor
+        ``O (B, N, dh)`` (differentiable once) and the row log-sum-exp of the scores
+        ``(B, N, 1)`` (no gradient), which :func:`attention_grad` reuses.
+
+    Examples
+    --------
+    >>> import torch
+    >>> q, k, v = torch.randn(3, 2, 5, 4).unbind(0)
+    >>> o, lse = attention(q, k, v)
+    >>> torch.allclose(o, torch.softmax(q @ k.transpose(1, 2), -1) @ v, atol=1e-6)
+    True
+    """
+    return _Attention.apply(q, k, v, mask)
+
+
+def attention_grad(
+    q: Tensor, k: Tensor, v: Tensor, o: Tensor, d: Tensor, lse: Tensor, mask: Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    r"""Gradients of :math:`\langle D, O\rangle` with respect to ``q, k, v`` for :math:`O` = :func:`attention`.
+
+    Parameters
+    ----------
+    q, k, v, mask
+        As for :func:`attention`.
+    o, lse
+        Its outputs.
+    d
+        The upstream gradient :math:`D = \partial\Psi/\partial O`, ``(B, N, dh)``.
+
+    Returns
+    -------
+    tuple of Tensor
+        :math:`TK`, :math:`T^\top Q` and :math:`\tilde P^\top D` (see the module docstring),
+        differentiable once with respect to ``q, k, v, o, d``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> q, k, v, d = torch.randn(4, 2, 5, 4).unbind(0)
+    >>> q = q.requires_grad_()
+    >>> o, lse = attention(q, k, v)
+    >>> gq, gk, gv = attention_grad(q, k, v, o, d, lse)
+    >>> (ref,) = torch.autograd.grad((torch.softmax(q @ k.transpose(1, 2), -1) @ v * d).sum(), q)
+    >>> torch.allclose(gq, ref, atol=1e-5)
+    True
+    """
+    return _AttentionGrad.apply(q, k, v, o, d, lse, mask)
