@@ -1,6 +1,7 @@
 """The WLM engine: plain PyTorch + GeomLoss + POT, no AnnData.
 
-Modules: :mod:`~scwlm.core.potential` (set-attention potential), :mod:`~scwlm.core.integrate`
+Modules: :mod:`~scwlm.core.potential` (set-attention potential), :mod:`~scwlm.core.attention`
+(row-blocked attention kernels of the analytic force), :mod:`~scwlm.core.integrate`
 (damped leapfrog), :mod:`~scwlm.core.friction`, :mod:`~scwlm.core.divergence` (Sinkhorn loss),
 :mod:`~scwlm.core.metrics` (exact W1), :mod:`~scwlm.core.snapshots` (validated inputs),
 :mod:`~scwlm.core.trainer` (Algorithm 1) and :mod:`~scwlm.core.protocols` (evaluation).

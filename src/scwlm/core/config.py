@@ -33,7 +33,11 @@ class WLMConfig:
     ``model`` — the potential network
         ``hidden`` (64), ``heads`` (4), ``blocks`` (4), ``ffn`` (512), ``dropout`` (0),
         ``time_features`` (0 = time-independent; the paper uses 16 when time-dependent),
-        ``force_impl`` (``"autograd"`` or ``"analytic"``), ``dtype`` (``"float32"``),
+        ``force_impl`` (``"analytic"``: the gradient of the potential written out as a forward
+        formula, whose attention layers run in row-blocked kernels with hand-written backward
+        passes, :mod:`scwlm.core.attention`; ``"autograd"``: reverse-mode autograd, which training
+        differentiates again -- the same forces to rounding, slower and with more memory on large
+        sets), ``dtype`` (``"float32"``),
         ``zero_init_head`` (start the output layer at zero, so the untrained model exerts no
         force: damped free flight, constant velocity at :math:`\gamma = 0`), ``quadratic`` (on by default: add a
         learnable one-body term :math:`\tfrac12 x^\top A x + b^\top x` per particle, from zero:
@@ -111,7 +115,7 @@ class WLMConfig:
     ffn: int = _setting(512, "model")
     dropout: float = _setting(0.0, "model")
     time_features: int = _setting(0, "model")
-    force_impl: str = _setting("autograd", "model")
+    force_impl: str = _setting("analytic", "model")
     dtype: str = _setting("float32", "model")
     zero_init_head: bool = _setting(False, "model")
     quadratic: bool = _setting(True, "model")
@@ -457,7 +461,9 @@ def device_memory(device: Any = "cpu") -> int:
 PAPER_SETTINGS: dict[str, Any] = dict(
     # model: set attention, 4 pre-LN blocks of width 64, 4 heads, feed-forward 512, output layer
     # initialised like PyTorch's nn.Linear
-    hidden=64, heads=4, blocks=4, ffn=512, dropout=0.0, time_features=0, force_impl="autograd", dtype="float32",
+    # (force_impl: how the forces are computed, not which; the analytic formula equals autograd to
+    # rounding, tests/test_potential.py)
+    hidden=64, heads=4, blocks=4, ffn=512, dropout=0.0, time_features=0, force_impl="analytic", dtype="float32",
     zero_init_head=False, quadratic=False, precision="float32",
     # physics: learnable friction from 1, the paper's damped leapfrog, 1 step per grid step in
     # training and 5 at evaluation
