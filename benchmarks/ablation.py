@@ -341,6 +341,7 @@ arm("cos1e-3", lr=1e-3, lr_schedule="cosine", lr_warmup=100)  # a 10x higher pea
 # "fr_auto_1start" (reproduce at 70dd52c with --arms fr_auto), and the small-vortex and GF-SDE ones of d2409fc,
 # where a rejected model started at 1 / dt, "fr_auto_d2409fc" (reproduce at d2409fc with --arms defaults)
 arm("fr1", friction_init=1.0)
+arm("autograd_force", force_impl="autograd")  # the default force implementation until 3cdc444
 
 if __name__ == "__main__":
     raise SystemExit(main())

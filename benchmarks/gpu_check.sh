@@ -79,7 +79,7 @@ else
     step 02_eb_like_ensemble15 60 --workloads eb_like --iters 8 --warmup 2 --authors-iters 8 "${AUTH[@]}" --variants fp32 bf16 \
         --ensemble 15 --authors-workloads eb_like
     step 03_gf_sde 30 --workloads gf_sde --iters 8 --warmup 2 --authors-iters 8 "${AUTH[@]}" --variants fp32 bf16
-    step 04_boids_k10 30 --workloads boids_k10 --iters 8 --warmup 2 --authors-iters 8 "${AUTH[@]}" --variants fp32 bf16 analytic
+    step 04_boids_k10 30 --workloads boids_k10 --iters 8 --warmup 2 --authors-iters 8 "${AUTH[@]}" --variants fp32 bf16 autograd
     step 05_boids_k49 60 --workloads boids_k49 --iters 3 --warmup 1 --authors-iters 3 "${AUTH[@]}" --variants fp32 bf16 \
         --authors-workloads boids_k49
     # torch.compile of the analytic force (the first warm-up iterations include the compilation)

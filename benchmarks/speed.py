@@ -79,6 +79,7 @@ WORKLOADS: dict[str, dict[str, Any]] = {
 VARIANTS: dict[str, dict[str, Any]] = {
     "fp32": {},
     "analytic": dict(config={"force_impl": "analytic"}),
+    "autograd": dict(config={"force_impl": "autograd"}),
     "unfused": dict(config={"force_impl": "analytic"}, levers={"fused_attention": False}),
     "bf16": dict(levers={"force_precision": "bf16"}),
     "bf16loss": dict(levers={"loss_autocast": True}),

@@ -90,3 +90,18 @@ def test_quadratic_term_is_a_one_body_harmonic_potential():
     A = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0]], dtype=x.dtype)  # the symmetric part
     assert torch.allclose(net.forces(x), -(x @ A + 0.5), atol=1e-10)
     assert torch.allclose(net.forces(x, impl="analytic"), -(x @ A + 0.5), atol=1e-10)
+
+
+def test_auto_force_is_analytic_on_large_sets_and_autograd_on_small_ones(monkeypatch):
+    import scwlm.core.potential as potential
+
+    net = make()
+    calls = []
+    real = potential.SetPotential._forces_analytic
+    monkeypatch.setattr(potential.SetPotential, "_forces_analytic", lambda self, *a: calls.append(1) or real(self, *a))
+    small = torch.randn(1, potential.AUTO_ANALYTIC_PARTICLES - 1, 3, dtype=torch.float64)
+    large = torch.randn(1, potential.AUTO_ANALYTIC_PARTICLES, 3, dtype=torch.float64)
+    assert torch.equal(net.forces(small), net.forces(small, impl="autograd")) and not calls
+    assert torch.equal(net.forces(large), net.forces(large, impl="analytic")) and len(calls) == 2
+    with pytest.raises(ValueError, match="force implementation"):
+        net.forces(small, impl="fused")

@@ -135,12 +135,12 @@ def test_non_finite_loss_stops_with_clear_error_and_keeps_last_good_weights(drif
     assert np.array_equal(kept.rollout(snaps[0], t0=0.0, times=[2.0]), reference.rollout(snaps[0], t0=0.0, times=[2.0]))
 
 
-def test_the_default_force_trains_as_autograd_forces_do(drifting):
-    """The analytic force (the default) and autograd give the same fit, to float32 rounding,
-    with dropout masks in the attention (the row-blocked kernels' masked path)."""
+def test_the_analytic_force_trains_as_autograd_forces_do(drifting):
+    """The analytic force (the default's choice on large sets) and autograd give the same fit, to
+    float32 rounding, with dropout masks in the attention (the row-blocked kernels' masked path)."""
     snaps, times = drifting
-    assert scwlm.WLMConfig().force_impl == "analytic"
-    a = scwlm.fit(snaps, times, n_iter=4, dropout=0.1, **TINY)
+    assert scwlm.WLMConfig().force_impl == "auto"
+    a = scwlm.fit(snaps, times, n_iter=4, dropout=0.1, force_impl="analytic", **TINY)
     b = scwlm.fit(snaps, times, n_iter=4, dropout=0.1, force_impl="autograd", **TINY)
     assert np.allclose(a.history["loss"], b.history["loss"], rtol=1e-4)
     assert np.allclose(a.rollout(snaps[0], t0=0.0, times=[2.0]), b.rollout(snaps[0], t0=0.0, times=[2.0]), atol=1e-4)
@@ -148,7 +148,7 @@ def test_the_default_force_trains_as_autograd_forces_do(drifting):
 
 def test_full_rollout_gradient_and_force_implementations_train(drifting):
     snaps, times = drifting
-    for extra in (dict(rollout_grad="full"), dict(force_impl="autograd"), dict(checkpoint_steps=True), dict(integrator="exponential")):
+    for extra in (dict(rollout_grad="full"), dict(force_impl="analytic"), dict(force_impl="autograd"), dict(checkpoint_steps=True), dict(integrator="exponential")):
         mech = scwlm.fit(snaps, times, n_iter=2, **TINY, **extra)
         assert np.isfinite(mech.history["loss"]).all()
 

@@ -37,12 +37,17 @@ from torch.autograd.function import once_differentiable
 
 __all__ = ["attention", "attention_grad", "rows_per_block"]
 
-#: elements of one ``(B, r, N)`` slice of an ``N x N`` intermediate (256 k floats = 1 MB in float32)
+#: elements of one ``(B, r, N)`` slice of an ``N x N`` intermediate on a CPU (256 k floats = 1 MB
+#: in float32: a slice stays in the core's cache between the operations on it)
 BLOCK_ELEMENTS = 1 << 18
+#: the same on an accelerator, where a block is a kernel launch per operation and memory bandwidth,
+#: not cache, is what counts: blocks of up to 32 M elements (128 MB in float32)
+DEVICE_BLOCK_ELEMENTS = 1 << 25
 
 
-def rows_per_block(batch: int, n_rows: int, n_cols: int) -> int:
-    """Query rows per block so that a ``(batch, rows, n_cols)`` slice holds about :data:`BLOCK_ELEMENTS`.
+def rows_per_block(batch: int, n_rows: int, n_cols: int, device: torch.device | str = "cpu") -> int:
+    """Query rows per block so that a ``(batch, rows, n_cols)`` slice holds about :data:`BLOCK_ELEMENTS`
+    (:data:`DEVICE_BLOCK_ELEMENTS` off the CPU).
 
     Examples
     --------
@@ -50,8 +55,11 @@ def rows_per_block(batch: int, n_rows: int, n_cols: int) -> int:
     65
     >>> rows_per_block(4, 100, 100)  # small problems run in one block
     100
+    >>> rows_per_block(4, 1000, 1000, "cuda")
+    1000
     """
-    return max(1, min(n_rows, BLOCK_ELEMENTS // max(1, batch * n_cols)))
+    budget = BLOCK_ELEMENTS if torch.device(device).type == "cpu" else DEVICE_BLOCK_ELEMENTS
+    return max(1, min(n_rows, budget // max(1, batch * n_cols)))
 
 
 def _blocks(n: int, r: int):
@@ -71,7 +79,7 @@ class _Attention(torch.autograd.Function):
         out = torch.empty_like(v, memory_format=torch.contiguous_format)
         lse = torch.empty(B, N, 1, dtype=q.dtype, device=q.device)
         kt = k.transpose(1, 2)
-        for i, j in _blocks(N, rows_per_block(B, N, k.shape[1])):
+        for i, j in _blocks(N, rows_per_block(B, N, k.shape[1], q.device)):
             s = torch.bmm(q[:, i:j], kt)
             m = s.amax(-1, keepdim=True)
             p = s.sub_(m).exp_()
@@ -94,7 +102,7 @@ class _Attention(torch.autograd.Function):
         gq, gk, gv = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
         # rowsum(dP o P) = rowsum(g_out o out), because out = (P o M) V
         delta = (g_out * out).sum(-1, keepdim=True)
-        for i, j in _blocks(N, rows_per_block(B, N, k.shape[1])):
+        for i, j in _blocks(N, rows_per_block(B, N, k.shape[1], q.device)):
             p = _probabilities(q[:, i:j], k, lse[:, i:j])
             pd = p * mask[:, i:j] if mask is not None else p
             gv += torch.bmm(pd.transpose(1, 2), g_out[:, i:j])
@@ -116,7 +124,7 @@ class _AttentionGrad(torch.autograd.Function):
         gk, gv = torch.zeros_like(k), torch.zeros_like(v)
         delta = (d * o).sum(-1, keepdim=True)
         vt = v.transpose(1, 2)
-        for i, j in _blocks(N, rows_per_block(B, N, k.shape[1])):
+        for i, j in _blocks(N, rows_per_block(B, N, k.shape[1], q.device)):
             p = _probabilities(q[:, i:j], k, lse[:, i:j])
             pd = p * mask[:, i:j] if mask is not None else p
             gv += torch.bmm(pd.transpose(1, 2), d[:, i:j])
@@ -157,7 +165,7 @@ def _attention_grad_backward(q, k, v, o, d, lse, mask, a_q, a_k, a_v):
     g_o = torch.empty_like(o, memory_format=torch.contiguous_format)
     delta = (d * o).sum(-1, keepdim=True)
     kt, vt, a_kt, a_vt = k.transpose(1, 2), v.transpose(1, 2), a_k.transpose(1, 2), a_v.transpose(1, 2)
-    for i, j in _blocks(N, rows_per_block(B, N, k.shape[1])):
+    for i, j in _blocks(N, rows_per_block(B, N, k.shape[1], q.device)):
         qi, di, mi = q[:, i:j], d[:, i:j], (mask[:, i:j] if mask is not None else None)
         p = _probabilities(qi, k, lse[:, i:j])
         gm = torch.bmm(di, vt)  # D V^T, before the mask

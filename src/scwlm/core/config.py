@@ -33,11 +33,12 @@ class WLMConfig:
     ``model`` — the potential network
         ``hidden`` (64), ``heads`` (4), ``blocks`` (4), ``ffn`` (512), ``dropout`` (0),
         ``time_features`` (0 = time-independent; the paper uses 16 when time-dependent),
-        ``force_impl`` (``"analytic"``: the gradient of the potential written out as a forward
-        formula, whose attention layers run in row-blocked kernels with hand-written backward
-        passes, :mod:`scwlm.core.attention`; ``"autograd"``: reverse-mode autograd, which training
-        differentiates again -- the same forces to rounding, slower and with more memory on large
-        sets), ``dtype`` (``"float32"``),
+        ``force_impl`` (``"auto"``: ``"analytic"`` for sets of 512 particles or more, where it is
+        the faster one, ``"autograd"`` below; ``"analytic"``: the gradient of the potential written
+        out as a forward formula, whose attention layers run in row-blocked kernels with
+        hand-written backward passes, :mod:`scwlm.core.attention`, keeping no ``N x N`` tensor for
+        the backward pass; ``"autograd"``: reverse-mode autograd, which training differentiates
+        again -- the same forces to rounding), ``dtype`` (``"float32"``),
         ``zero_init_head`` (start the output layer at zero, so the untrained model exerts no
         force: damped free flight, constant velocity at :math:`\gamma = 0`), ``quadratic`` (on by default: add a
         learnable one-body term :math:`\tfrac12 x^\top A x + b^\top x` per particle, from zero:
@@ -115,7 +116,7 @@ class WLMConfig:
     ffn: int = _setting(512, "model")
     dropout: float = _setting(0.0, "model")
     time_features: int = _setting(0, "model")
-    force_impl: str = _setting("analytic", "model")
+    force_impl: str = _setting("auto", "model")
     dtype: str = _setting("float32", "model")
     zero_init_head: bool = _setting(False, "model")
     quadratic: bool = _setting(True, "model")
@@ -225,7 +226,7 @@ class WLMConfig:
             "lr_schedule": ("constant", "cosine"),
             "anchor": ("first", "observed"),
             "precision": ("float32", "bf16"),
-            "force_impl": ("autograd", "analytic"),
+            "force_impl": ("auto", "autograd", "analytic"),
             "dtype": ("float32", "float64"),
         }
         for name, allowed in choices.items():
@@ -463,7 +464,7 @@ PAPER_SETTINGS: dict[str, Any] = dict(
     # initialised like PyTorch's nn.Linear
     # (force_impl: how the forces are computed, not which; the analytic formula equals autograd to
     # rounding, tests/test_potential.py)
-    hidden=64, heads=4, blocks=4, ffn=512, dropout=0.0, time_features=0, force_impl="analytic", dtype="float32",
+    hidden=64, heads=4, blocks=4, ffn=512, dropout=0.0, time_features=0, force_impl="auto", dtype="float32",
     zero_init_head=False, quadratic=False, precision="float32",
     # physics: learnable friction from 1, the paper's damped leapfrog, 1 step per grid step in
     # training and 5 at evaluation
