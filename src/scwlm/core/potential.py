@@ -480,16 +480,32 @@ class SetPotential(nn.Module):
         return dh
 
     # ------------------------------------------------------------------ dropout
-    def sample_masks(self, n: int, generators: Sequence[torch.Generator], device, dtype) -> DropoutMasks | None:
-        """Draw the dropout masks of one force evaluation, model ``e`` from ``generators[e]``."""
+    def sample_masks(
+        self, n: int, generators: Sequence[torch.Generator], device, dtype, active: Sequence[bool] | None = None
+    ) -> DropoutMasks | None:
+        """Draw the dropout masks of one force evaluation, model ``e`` from ``generators[e]``.
+
+        ``active[e] = False`` draws nothing from ``generators[e]`` and gives model ``e`` masks of
+        ones (a model past its rollout horizon, whose positions are unused). Each mask is drawn
+        in place into one ``(E, ...)`` tensor: the numbers of ``torch.rand(shape, generator=g)``,
+        without a stacked copy.
+        """
         p = self.dropout
         if p <= 0.0:
             return None
         keep, scale = 1.0 - p, 1.0 / (1.0 - p)
+        active = [True] * len(generators) if active is None else list(active)
 
         def draw(shape):
-            parts = [(torch.rand(shape, generator=g, device=device) < keep).to(dtype) * scale for g in generators]
-            return torch.stack(parts)
+            u = torch.empty((len(generators), *shape), device=device)  # torch.rand's dtype: the default
+            for e, g in enumerate(generators):
+                if active[e]:
+                    u[e].uniform_(generator=g)
+            m = u.lt_(keep).to(dtype).mul_(scale)
+            for e in range(len(generators)):
+                if not active[e]:
+                    m[e].fill_(1.0)
+            return m
 
         nb = self.n_blocks
         return DropoutMasks(

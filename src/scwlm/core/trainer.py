@@ -437,22 +437,7 @@ class RolloutLoss:
             # model e draws its masks from its own generator, and only within its own horizon
             # (beyond it, its positions are unused): an ensemble member sees the masks it would
             # see when fitted alone
-            drawn = [
-                net.sample_masks(n, [self.dev_gens[e]], self.device, self.dtype) if s < n_steps[e] else None
-                for e in range(self.E)
-            ]
-            ref = next(m for m in drawn if m is not None)
-
-            def stack(kind: str, b: int) -> Tensor:
-                parts = [getattr(m if m is not None else ref, kind)[b][0] for m in drawn]
-                return torch.stack([p if m is not None else torch.ones_like(p) for p, m in zip(parts, drawn)])
-
-            nb = net.n_blocks
-            return DropoutMasks(
-                attention=[stack("attention", b) for b in range(nb)],
-                hidden=[stack("hidden", b) for b in range(nb)],
-                output=[stack("output", b) for b in range(nb)],
-            )
+            return net.sample_masks(n, self.dev_gens, self.device, self.dtype, active=[s < k for k in n_steps])
 
         def raw(x, t, masks):
             return net.forces(x, t, masks=masks, create_graph=True, impl=cfg.force_impl, precision=cfg.precision)
