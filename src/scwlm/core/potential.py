@@ -121,6 +121,14 @@ def _low_precision(precision: str, x: Tensor) -> bool:
     return True
 
 
+def _autocast_on(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type`` (``torch.is_autocast_enabled(device_type)`` from torch 2.4 on)."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
+
+
 def _products(x: Tensor, low: bool):
     """Context of the attention / feed-forward products: bf16 autocast when ``low``, else nothing."""
     if not low:
@@ -421,7 +429,7 @@ class SetPotential(nn.Module):
         E, N, _ = h.shape
         nh = self.heads
         # the row-blocked attention kernels compute in the network's dtype: not under bf16 autocast
-        fused = FUSED_ATTENTION and not torch.is_autocast_enabled(h.device.type)
+        fused = FUSED_ATTENTION and not _autocast_on(h.device.type)
         cache = []
         for b in range(self.n_blocks):
             xh1, r1 = _layer_norm_stats(h)
