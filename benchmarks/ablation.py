@@ -342,6 +342,7 @@ arm("cos1e-3", lr=1e-3, lr_schedule="cosine", lr_warmup=100)  # a 10x higher pea
 # where a rejected model started at 1 / dt, "fr_auto_d2409fc" (reproduce at d2409fc with --arms defaults)
 arm("fr1", friction_init=1.0)
 arm("autograd_force", force_impl="autograd")  # the default force implementation until 3cdc444
+arm("analytic_force", force_impl="analytic")  # the row-blocked kernels at every set size (the default of 3cdc444)
 
 if __name__ == "__main__":
     raise SystemExit(main())

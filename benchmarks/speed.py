@@ -190,6 +190,38 @@ def _install_levers(levers: dict[str, Any]) -> dict[str, Any]:
     return stats
 
 
+def ratio_table(runs: dict[str, dict]) -> str:
+    """Same-run ratios of several runs: one row per run and workload (``runs``: name -> saved JSON).
+
+    Each variant of ours is given as ``s/iter (speed-up over the authors' code of that run, peak GB)``;
+    the speed-up is only computed within a run.
+
+    Examples
+    --------
+    >>> run = {"machine": {"date": "d"}, "results": [
+    ...     {"workload": "w", "impl": "authors", "median_s": 2.0, "peak_gb": 3.0},
+    ...     {"workload": "w", "impl": "ours", "variant": "fp32", "median_s": 1.0, "peak_gb": 1.5}]}
+    >>> print(ratio_table({"a.json": run}).splitlines()[-1])
+    | a.json (d) | w | 2.000 s, 3.00 GB | fp32: 1.000 s (2.00x, 1.50 GB) |
+    """
+    lines = ["| run | workload | authors | ours (s/iter, speed-up over the authors in the same run, peak memory) |",
+             "|---|---|---|---|"]
+    for name, run in runs.items():
+        by_workload: dict[str, list[dict]] = {}
+        for r in run["results"]:
+            if not r.get("error") and r.get("median_s"):
+                by_workload.setdefault(r["workload"], []).append(r)
+        for w, rs in by_workload.items():
+            auth = next((r for r in rs if r["impl"] == "authors"), None)
+            cells = []
+            for r in sorted((r for r in rs if r["impl"] == "ours"), key=lambda r: str(r.get("variant"))):
+                ratio = f"{auth['median_s'] / r['median_s']:.2f}x, " if auth else ""
+                cells.append(f"{r.get('variant') or 'ours'}: {r['median_s']:.3f} s ({ratio}{r['peak_gb']:.2f} GB)")
+            a_cell = f"{auth['median_s']:.3f} s, {auth['peak_gb']:.2f} GB" if auth else "not run"
+            lines.append(f"| {name} ({run['machine'].get('date', '?')}) | {w} | {a_cell} | {'; '.join(cells)} |")
+    return "\n".join(lines)
+
+
 def synthetic(w: dict, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """Drifting, spreading Gaussian clouds of the workload's size (values do not affect the cost)."""
     rng = np.random.default_rng(seed)
@@ -602,6 +634,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", default=None, help="also write the raw results as JSON (rewritten after every measurement)")
     p.add_argument("--render", nargs="+", default=None, metavar="JSON",
                    help="only render the table of earlier runs saved with --json (several files are merged)")
+    p.add_argument("--ratios", nargs="+", default=None, metavar="JSON",
+                   help="only summarise earlier runs saved with --json, one row per run and workload: the "
+                        "authors' and every variant's s/iter and peak memory, and each variant's speed-up over "
+                        "the authors' code of the same run (runs are never mixed)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--impl", default="ours", help=argparse.SUPPRESS)
     p.add_argument("--variant", default=None, help=argparse.SUPPRESS)
@@ -613,6 +649,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.error(str(exc))
     if a.worker:
         _worker(a)
+        return 0
+    if a.ratios:
+        print(ratio_table({f: json.loads(Path(f).read_text()) for f in a.ratios}))
         return 0
     if a.render:
         runs = [json.loads(Path(f).read_text()) for f in a.render]

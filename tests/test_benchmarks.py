@@ -98,6 +98,34 @@ def test_speed_render_merges_saved_runs(tmp_path, capsys):
     assert "cmd0; cmd1" in text and "| 4.00x |" in text and "| 3 |" in text
 
 
+def test_force_kernels_times_the_three_force_paths_and_restores_the_switch():
+    import scwlm.core.potential as potential
+    from benchmarks import force_kernels
+
+    t = force_kernels.measure(12, 2, 2, 0.1, reps=2)
+    assert set(t) == {"autograd", "analytic", "unfused"} and all(v > 0 for v in t.values())
+    assert potential.FUSED_ATTENTION is True
+
+
+def test_speed_ratios_are_computed_within_each_run_only(tmp_path, capsys):
+    def run(date, authors, ours):
+        rows = [{"workload": "eb_like", "impl": "authors", "median_s": authors, "peak_gb": 3.0},
+                {"workload": "eb_like", "impl": "ours", "variant": "fp32", "median_s": ours, "peak_gb": 1.0},
+                {"workload": "boids_k10", "impl": "ours", "variant": "fp32", "error": "boom", "median_s": None}]
+        return {"machine": {"date": date}, "results": rows}
+
+    files = []
+    for i, (a, o) in enumerate(((2.0, 1.0), (4.0, 1.0))):
+        f = tmp_path / f"run{i}.json"
+        f.write_text(json.dumps(run(f"day{i}", a, o)))
+        files.append(str(f))
+    assert speed.main(["--ratios", *files]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "eb_like" in line]
+    assert len(rows) == 2 and "(2.00x" in rows[0] and "(4.00x" in rows[1] and "boids" not in "".join(rows)
+    p_vars = speed.parse_variant("unfused")
+    assert p_vars["config"] == {"force_impl": "analytic"} and p_vars["levers"] == {"fused_attention": False}
+
+
 @pytest.mark.skipif(not os.environ.get("SCWLM_AUTHORS_SRC"), reason="set SCWLM_AUTHORS_SRC to a checkout of guanton/WLM")
 def test_speed_worker_times_the_authors_code():
     res = speed.run_authors("oceans_small_interp", iters=1, warmup=1, device="cpu", src=os.environ["SCWLM_AUTHORS_SRC"])

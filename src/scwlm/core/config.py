@@ -33,8 +33,8 @@ class WLMConfig:
     ``model`` — the potential network
         ``hidden`` (64), ``heads`` (4), ``blocks`` (4), ``ffn`` (512), ``dropout`` (0),
         ``time_features`` (0 = time-independent; the paper uses 16 when time-dependent),
-        ``force_impl`` (``"auto"``: ``"analytic"`` for sets of 512 particles or more, where it is
-        the faster one, ``"autograd"`` below; ``"analytic"``: the gradient of the potential written
+        ``force_impl`` (``"auto"``: ``"analytic"`` for sets of 512 particles or more, where it
+        keeps far less memory and is about as fast or faster, ``"autograd"`` below; ``"analytic"``: the gradient of the potential written
         out as a forward formula, whose attention layers run in row-blocked kernels with
         hand-written backward passes, :mod:`scwlm.core.attention`, keeping no ``N x N`` tensor for
         the backward pass; ``"autograd"``: reverse-mode autograd, which training differentiates

@@ -58,9 +58,12 @@ _LN_EPS = 1e-5
 
 #: the accepted ``impl`` values of :meth:`SetPotential.forces`
 FORCE_IMPLS = ("auto", "analytic", "autograd")
-#: ``impl="auto"`` takes the analytic force from this many particles per set on, autograd below: one
-#: force evaluation and its backward pass at d = 2 on 2 CPU cores (2026-12-06), autograd / analytic
-#: time: 0.97 at 256 particles (0.89 for three models), 1.06 at 512 (1.11), 1.24 at 1000
+#: ``impl="auto"`` takes the analytic force from this many particles per set on, autograd below. From
+#: here on the analytic force keeps well under half of autograd's graph for the backward pass and is
+#: about as fast or faster; below, autograd is as fast or faster and the graphs are small.
+#: ``python -m benchmarks.force_kernels`` (one force evaluation and its backward pass, d = 2, 2 CPU
+#: cores, 2026-12-06), autograd / analytic time in two runs: 0.91 and 0.97 at 256 particles, 0.83 and
+#: 1.06 at 512, 0.94 to 1.49 at 1000, 1.78 at 2000 (this machine's speed varies by up to 1.5x)
 AUTO_ANALYTIC_PARTICLES = 512
 
 
