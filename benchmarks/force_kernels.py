@@ -16,6 +16,11 @@ them), and the table gives the median over repetitions and the ratio to autograd
     python -m benchmarks.force_kernels                       # d = 2, E = 1 and 3, N = 256, 512, 1000
     python -m benchmarks.force_kernels --sizes 1024 --dim 5 --dropout 0.1
 
+``--eval`` times the force as evaluation and rollouts compute it instead (no graph, no backward
+pass), and ``--impls`` restricts the paths, so that the peak resident memory printed at the end
+belongs to one path: ``python -m benchmarks.force_kernels --eval --sizes 5000 --dim 30 --models 1
+--impls analytic`` (then ``--impls autograd``).
+
 Only ratios within one run are comparable (see docs/performance.md).
 """
 
@@ -29,21 +34,24 @@ import time
 IMPLS = ("autograd", "analytic", "unfused")
 
 
-def time_force(net, x, impl: str, masks=None) -> float:
-    """Seconds of one force evaluation with ``create_graph=True`` and the backward pass of ``sum(f**2)``."""
+def time_force(net, x, impl: str, masks=None, train: bool = True) -> float:
+    """Seconds of one force evaluation with ``create_graph=True`` and the backward pass of ``sum(f**2)``
+    (``train=False``: of one evaluation without a graph, as rollouts compute it)."""
     import scwlm.core.potential as potential
 
     potential.FUSED_ATTENTION = impl != "unfused"
     try:
         t0 = time.perf_counter()
-        f = net.forces(x, masks=masks, create_graph=True, impl="autograd" if impl == "autograd" else "analytic")
-        f.square().sum().backward()
+        f = net.forces(x, masks=masks, create_graph=train, impl="autograd" if impl == "autograd" else "analytic")
+        if train:
+            f.square().sum().backward()
         return time.perf_counter() - t0
     finally:
         potential.FUSED_ATTENTION = True
 
 
-def measure(n: int, models: int, dim: int, dropout: float, reps: int, seed: int = 0) -> dict[str, float]:
+def measure(n: int, models: int, dim: int, dropout: float, reps: int, seed: int = 0,
+            impls: tuple[str, ...] = IMPLS, train: bool = True) -> dict[str, float]:
     """Median seconds per implementation (``reps`` alternating repetitions after one warm-up each)."""
     import torch
 
@@ -53,12 +61,14 @@ def measure(n: int, models: int, dim: int, dropout: float, reps: int, seed: int 
     net = SetPotential(dim, dropout=dropout, n_models=models, generators=gens)
     x = torch.randn(models, n, dim, generator=torch.Generator().manual_seed(seed))
     masks = net.sample_masks(n, [torch.Generator().manual_seed(seed + 1) for _ in range(models)], "cpu", torch.float32)
-    times: dict[str, list[float]] = {k: [] for k in IMPLS}
-    for impl in IMPLS:  # warm-up
-        time_force(net, x, impl, masks)
+    if not train:
+        masks = None  # dropout is a training-time operation
+    times: dict[str, list[float]] = {k: [] for k in impls}
+    for impl in impls:  # warm-up
+        time_force(net, x, impl, masks, train)
     for r in range(reps):
-        for impl in (IMPLS if r % 2 == 0 else IMPLS[::-1]):
-            times[impl].append(time_force(net, x, impl, masks))
+        for impl in (impls if r % 2 == 0 else impls[::-1]):
+            times[impl].append(time_force(net, x, impl, masks, train))
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -69,19 +79,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dim", type=int, default=2)
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--reps", type=int, default=7)
+    p.add_argument("--impls", nargs="+", default=list(IMPLS), choices=IMPLS)
+    p.add_argument("--eval", action="store_true", help="time the force without a graph or backward pass (rollouts)")
     a = p.parse_args(argv)
     from .reproduce import machine_info
 
     m = machine_info()
     print(f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores); torch {m['torch']}; commit {m['commit']}.")
     print("Command: `python -m benchmarks.force_kernels " + " ".join(sys.argv[1:] if argv is None else argv) + "`\n")
-    print("| particles | models | d | dropout | autograd s | analytic s | unfused s | autograd / analytic | autograd / unfused |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    impls = tuple(a.impls)
+    ratios = [k for k in impls if k != "autograd"] if "autograd" in impls else []
+    print(f"{'evaluation (no graph)' if a.eval else 'training (graph and backward pass)'}; median of {a.reps}\n")
+    print("| particles | models | d | dropout | " + " | ".join(f"{k} s" for k in impls)
+          + "".join(f" | autograd / {k}" for k in ratios) + " |")
+    print("|---|---|---|---|" + "---|" * (len(impls) + len(ratios)))
     for n in a.sizes:
         for e in a.models:
-            t = measure(n, e, a.dim, a.dropout, a.reps)
-            print(f"| {n} | {e} | {a.dim} | {a.dropout} | {t['autograd']:.4f} | {t['analytic']:.4f} | {t['unfused']:.4f} "
-                  f"| {t['autograd'] / t['analytic']:.2f} | {t['autograd'] / t['unfused']:.2f} |", flush=True)
+            t = measure(n, e, a.dim, a.dropout, a.reps, impls=impls, train=not a.eval)
+            print(f"| {n} | {e} | {a.dim} | {a.dropout} | " + " | ".join(f"{t[k]:.4f}" for k in impls)
+                  + "".join(f" | {t['autograd'] / t[k]:.2f}" for k in ratios) + " |", flush=True)
+    import resource
+
+    print(f"\npeak resident memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
     return 0
 
 

@@ -34,11 +34,12 @@ class WLMConfig:
         ``hidden`` (64), ``heads`` (4), ``blocks`` (4), ``ffn`` (512), ``dropout`` (0),
         ``time_features`` (0 = time-independent; the paper uses 16 when time-dependent),
         ``force_impl`` (``"auto"``: ``"analytic"`` for sets of 512 particles or more, where it
-        keeps far less memory and is about as fast or faster, ``"autograd"`` below; ``"analytic"``: the gradient of the potential written
-        out as a forward formula, whose attention layers run in row-blocked kernels with
-        hand-written backward passes, :mod:`scwlm.core.attention`, keeping no ``N x N`` tensor for
-        the backward pass; ``"autograd"``: reverse-mode autograd, which training differentiates
-        again -- the same forces to rounding), ``dtype`` (``"float32"``),
+        keeps far less memory and is about as fast or faster, ``"autograd"`` below;
+        ``"analytic"``: the gradient of the potential written out as a forward formula, whose
+        attention layers run in row-blocked kernels with hand-written backward passes,
+        :mod:`scwlm.core.attention`, keeping no ``N x N`` tensor for the backward pass;
+        ``"autograd"``: reverse-mode autograd, which training differentiates again -- the same
+        forces to rounding), ``dtype`` (``"float32"``),
         ``zero_init_head`` (start the output layer at zero, so the untrained model exerts no
         force: damped free flight, constant velocity at :math:`\gamma = 0`), ``quadratic`` (on by default: add a
         learnable one-body term :math:`\tfrac12 x^\top A x + b^\top x` per particle, from zero:

@@ -391,8 +391,8 @@ class SetPotential(nn.Module):
         impl
             ``"autograd"`` (reference), ``"analytic"`` (forward formula of the gradient, with the
             row-blocked attention kernels of :mod:`scwlm.core.attention`) or ``"auto"`` (the
-            analytic force from :data:`AUTO_ANALYTIC_PARTICLES` particles on, where it is the
-            faster one, autograd below).
+            analytic force from :data:`AUTO_ANALYTIC_PARTICLES` particles on, where it keeps far
+            less memory and is as fast or faster, autograd below).
         precision
             ``"float32"`` (default) or ``"bf16"`` (bf16 autocast of the attention and
             feed-forward products, including those of the gradient; see the module docstring).
