@@ -96,46 +96,38 @@ class _Attention(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, g_out: Tensor, _g_lse: Tensor | None):
+        # the backward pass of a layer is its gradient, with the upstream gradient as D
         q, k, v, mask, out, lse = ctx.saved_tensors
-        B, N, _ = q.shape
-        g_out = g_out.contiguous()
-        gq, gk, gv = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
-        # rowsum(dP o P) = rowsum(g_out o out), because out = (P o M) V
-        delta = (g_out * out).sum(-1, keepdim=True)
-        for i, j in _blocks(N, rows_per_block(B, N, k.shape[1], q.device)):
-            p = _probabilities(q[:, i:j], k, lse[:, i:j])
-            pd = p * mask[:, i:j] if mask is not None else p
-            gv += torch.bmm(pd.transpose(1, 2), g_out[:, i:j])
-            dp = torch.bmm(g_out[:, i:j], v.transpose(1, 2))
-            if mask is not None:
-                dp.mul_(mask[:, i:j])
-            ds = dp.sub_(delta[:, i:j]).mul_(p)
-            torch.bmm(ds, k, out=gq[:, i:j])
-            gk += torch.bmm(ds.transpose(1, 2), q[:, i:j])
-        return gq, gk, gv, None
+        return (*_attention_grad(q, k, v, out, g_out.contiguous(), lse, mask), None)
+
+
+def _attention_grad(q, k, v, o, d, lse, mask) -> tuple[Tensor, Tensor, Tensor]:
+    r""":math:`TK`, :math:`T^\top Q`, :math:`\tilde P^\top D` by blocks of rows (``d`` contiguous)."""
+    B, N, _ = q.shape
+    gq = torch.empty_like(q, memory_format=torch.contiguous_format)
+    gk, gv = torch.zeros_like(k), torch.zeros_like(v)
+    # rowsum(P o G) = rowsum(D o O), because O = (P o M) V
+    delta = (d * o).sum(-1, keepdim=True)
+    vt = v.transpose(1, 2)
+    for i, j in _blocks(N, rows_per_block(B, N, k.shape[1], q.device)):
+        p = _probabilities(q[:, i:j], k, lse[:, i:j])
+        pd = p * mask[:, i:j] if mask is not None else p
+        gv += torch.bmm(pd.transpose(1, 2), d[:, i:j])
+        g = torch.bmm(d[:, i:j], vt)
+        if mask is not None:
+            g.mul_(mask[:, i:j])
+        t = g.sub_(delta[:, i:j]).mul_(p)
+        torch.bmm(t, k, out=gq[:, i:j])
+        gk += torch.bmm(t.transpose(1, 2), q[:, i:j])
+    return gq, gk, gv
 
 
 class _AttentionGrad(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, o: Tensor, d: Tensor, lse: Tensor, mask: Tensor | None):
-        B, N, _ = q.shape
         d = d.contiguous()
-        gq = torch.empty_like(q, memory_format=torch.contiguous_format)
-        gk, gv = torch.zeros_like(k), torch.zeros_like(v)
-        delta = (d * o).sum(-1, keepdim=True)
-        vt = v.transpose(1, 2)
-        for i, j in _blocks(N, rows_per_block(B, N, k.shape[1], q.device)):
-            p = _probabilities(q[:, i:j], k, lse[:, i:j])
-            pd = p * mask[:, i:j] if mask is not None else p
-            gv += torch.bmm(pd.transpose(1, 2), d[:, i:j])
-            g = torch.bmm(d[:, i:j], vt)
-            if mask is not None:
-                g.mul_(mask[:, i:j])
-            t = g.sub_(delta[:, i:j]).mul_(p)
-            torch.bmm(t, k, out=gq[:, i:j])
-            gk += torch.bmm(t.transpose(1, 2), q[:, i:j])
         ctx.save_for_backward(q, k, v, o, d, lse, mask)
-        return gq, gk, gv
+        return _attention_grad(q, k, v, o, d, lse, mask)
 
     @staticmethod
     @once_differentiable
