@@ -36,8 +36,9 @@ MAX_ROLLOUT_STEPS = 1_000_000
 #: which :mod:`scwlm.core.protocols` computes the exact W1 (5,000), so a snapshot that is small
 #: enough for the exact W1 is also rolled out as one population, as before chunking existed (the
 #: paper's data sets, e.g. the embryoid body's 2,381-4,163 cells per day, are unchanged). The
-#: attention of one chunk costs ``heads * chunk_size**2`` numbers per block (about 0.4 GB per
-#: block for the default 4 heads in float32).
+#: attention of one chunk costs ``heads * chunk_size**2`` operations per block; with autograd forces
+#: also as many numbers in memory (about 0.4 GB per block for the default 4 heads in float32),
+#: with the analytic force (``force_impl="auto"`` at this size) only a block of rows of them.
 ROLLOUT_CHUNK_SIZE = 5_000
 
 
