@@ -21,8 +21,13 @@ Two ways of computing forces are provided and tested against each other:
     a double backward through attention. This is the reference path.
 ``"analytic"``
     the gradient written out as a forward formula (the backward pass of the network spelled out
-    with ordinary tensor operations). Training then only needs a first-order backward, and the
-    whole force computation is a plain graph that compilers can fuse.
+    with ordinary tensor operations). Training then only needs a first-order backward. Its
+    attention layers, and their gradients, run in the row-blocked kernels of
+    :mod:`scwlm.core.attention` (hand-written backward passes; no ``N x N`` tensor kept for the
+    backward pass), except under bf16 autocast, where the plain operations are used.
+``"auto"`` (the default)
+    ``"analytic"`` for sets of :data:`AUTO_ANALYTIC_PARTICLES` particles or more, where it keeps far
+    less memory and is about as fast or faster; ``"autograd"`` below.
 
 Reduced precision (``precision="bf16"`` of :meth:`SetPotential.energy` and
 :meth:`SetPotential.forces`; the default ``"float32"`` computes exactly as without the option):
