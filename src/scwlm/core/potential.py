@@ -14,7 +14,7 @@ paper). There is no positional encoding, hence the forces are permutation-equiva
 Every parameter carries a leading *model* axis of size ``n_models``: ``E`` independent potentials
 are evaluated in the same kernels (batched ensembles). A single model is ``n_models=1``.
 
-Two ways of computing forces are provided and tested against each other:
+Two ways of computing forces are provided and tested against each other, and a rule that chooses:
 
 ``"autograd"``
     :math:`-\nabla_x \Psi` by reverse-mode autograd; training needs ``create_graph=True`` and thus
