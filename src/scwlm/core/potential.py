@@ -27,7 +27,8 @@ Two ways of computing forces are provided and tested against each other, and a r
     backward pass), except under bf16 autocast, where the plain operations are used.
 ``"auto"`` (the default)
     ``"analytic"`` for sets of :data:`AUTO_ANALYTIC_PARTICLES` particles or more, where it keeps far
-    less memory and is about as fast or faster; ``"autograd"`` below.
+    less memory at a time within about 20 % of autograd's (faster from about 1000 particles on);
+    ``"autograd"`` below.
 
 Reduced precision (``precision="bf16"`` of :meth:`SetPotential.energy` and
 :meth:`SetPotential.forces`; the default ``"float32"`` computes exactly as without the option):
@@ -64,8 +65,9 @@ _LN_EPS = 1e-5
 #: the accepted ``impl`` values of :meth:`SetPotential.forces`
 FORCE_IMPLS = ("auto", "analytic", "autograd")
 #: ``impl="auto"`` takes the analytic force from this many particles per set on, autograd below. From
-#: here on the analytic force keeps well under half of autograd's graph for the backward pass and is
-#: about as fast or faster; below, autograd is as fast or faster and the graphs are small.
+#: here on the analytic force keeps well under half of autograd's graph for the backward pass, at a
+#: time within about 20 % of autograd's (faster from about 1000 particles on); below, autograd is
+#: as fast or faster and the graphs are small.
 #: ``python -m benchmarks.force_kernels`` (one force evaluation and its backward pass, d = 2, 2 CPU
 #: cores, 2026-12-06), autograd / analytic time in two runs: 0.91 and 0.97 at 256 particles, 0.83 and
 #: 1.06 at 512, 0.94 to 1.49 at 1000, 1.78 at 2000 (this machine's speed varies by up to 1.5x)
@@ -397,7 +399,7 @@ class SetPotential(nn.Module):
             ``"autograd"`` (reference), ``"analytic"`` (forward formula of the gradient, with the
             row-blocked attention kernels of :mod:`scwlm.core.attention`) or ``"auto"`` (the
             analytic force from :data:`AUTO_ANALYTIC_PARTICLES` particles on, where it keeps far
-            less memory and is as fast or faster, autograd below).
+            less memory at a time within about 20 % of autograd's, autograd below).
         precision
             ``"float32"`` (default) or ``"bf16"`` (bf16 autocast of the attention and
             feed-forward products, including those of the gradient; see the module docstring).
