@@ -39,7 +39,7 @@ def time_force(net, x, impl: str, masks=None, train: bool = True) -> float:
     (``train=False``: of one evaluation without a graph, as rollouts compute it)."""
     import scwlm.core.potential as potential
 
-    potential.FUSED_ATTENTION = impl != "unfused"
+    previous, potential.FUSED_ATTENTION = potential.FUSED_ATTENTION, impl != "unfused"
     try:
         t0 = time.perf_counter()
         f = net.forces(x, masks=masks, create_graph=train, impl="autograd" if impl == "autograd" else "analytic")
@@ -47,7 +47,7 @@ def time_force(net, x, impl: str, masks=None, train: bool = True) -> float:
             f.square().sum().backward()
         return time.perf_counter() - t0
     finally:
-        potential.FUSED_ATTENTION = True
+        potential.FUSED_ATTENTION = previous
 
 
 def measure(n: int, models: int, dim: int, dropout: float, reps: int, seed: int = 0,
@@ -60,9 +60,9 @@ def measure(n: int, models: int, dim: int, dropout: float, reps: int, seed: int 
     gens = [torch.Generator().manual_seed(seed + e) for e in range(models)]
     net = SetPotential(dim, dropout=dropout, n_models=models, generators=gens)
     x = torch.randn(models, n, dim, generator=torch.Generator().manual_seed(seed))
-    masks = net.sample_masks(n, [torch.Generator().manual_seed(seed + 1) for _ in range(models)], "cpu", torch.float32)
-    if not train:
-        masks = None  # dropout is a training-time operation
+    masks = None  # dropout is a training-time operation
+    if train:
+        masks = net.sample_masks(n, [torch.Generator().manual_seed(seed + 1) for _ in range(models)], "cpu", torch.float32)
     times: dict[str, list[float]] = {k: [] for k in impls}
     for impl in impls:  # warm-up
         time_force(net, x, impl, masks, train)
