@@ -35,6 +35,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from ._exponentials import LN2, LOG2E
+
 __all__ = ["attention", "attention_grad", "rows_per_block"]
 
 #: elements of one ``(B, r, N)`` slice of an ``N x N`` intermediate on a CPU (256 k floats = 1 MB
@@ -66,10 +68,10 @@ def _blocks(n: int, r: int):
     return ((i, min(i + r, n)) for i in range(0, n, r))
 
 
-def _probabilities(q: Tensor, k: Tensor, lse: Tensor) -> Tensor:
-    """Soft-max weights ``exp(q k^T - lse)`` of a block of rows (``lse`` of shape ``(B, r, 1)``)."""
-    s = torch.bmm(q, k.transpose(1, 2))
-    return s.sub_(lse).exp_()
+def _probabilities(q2: Tensor, kt: Tensor, lse2: Tensor) -> Tensor:
+    """Soft-max weights ``exp(q k^T - lse)`` of a block of rows, as ``2^(q2 k^T - lse2)`` with
+    ``q2 = q log2(e)`` and ``lse2 = lse log2(e)`` (``(B, r, 1)``; see :mod:`scwlm.core._exponentials`)."""
+    return torch.bmm(q2, kt).sub_(lse2).exp2_()
 
 
 class _Attention(torch.autograd.Function):
@@ -79,12 +81,13 @@ class _Attention(torch.autograd.Function):
         out = torch.empty_like(v, memory_format=torch.contiguous_format)
         lse = torch.empty(B, N, 1, dtype=q.dtype, device=q.device)
         kt = k.transpose(1, 2)
+        q2 = q * LOG2E  # scores in base 2: exp(s) = 2^(s log2(e))
         for i, j in _blocks(N, rows_per_block(B, N, k.shape[1], q.device)):
-            s = torch.bmm(q[:, i:j], kt)
+            s = torch.bmm(q2[:, i:j], kt)
             m = s.amax(-1, keepdim=True)
-            p = s.sub_(m).exp_()
+            p = s.sub_(m).exp2_()
             z = p.sum(-1, keepdim=True)
-            torch.add(m, z.log(), out=lse[:, i:j])
+            torch.add(m, z.log2(), out=lse[:, i:j]).mul_(LN2)
             p.div_(z)
             if mask is not None:
                 p.mul_(mask[:, i:j])
@@ -108,9 +111,9 @@ def _attention_grad(q, k, v, o, d, lse, mask) -> tuple[Tensor, Tensor, Tensor]:
     gk, gv = torch.zeros_like(k), torch.zeros_like(v)
     # rowsum(P o G) = rowsum(D o O), because O = (P o M) V
     delta = (d * o).sum(-1, keepdim=True)
-    vt = v.transpose(1, 2)
+    vt, kt, q2, lse2 = v.transpose(1, 2), k.transpose(1, 2), q * LOG2E, lse * LOG2E
     for i, j in _blocks(N, rows_per_block(B, N, k.shape[1], q.device)):
-        p = _probabilities(q[:, i:j], k, lse[:, i:j])
+        p = _probabilities(q2[:, i:j], kt, lse2[:, i:j])
         pd = p * mask[:, i:j] if mask is not None else p
         gv += torch.bmm(pd.transpose(1, 2), d[:, i:j])
         g = torch.bmm(d[:, i:j], vt)
@@ -157,9 +160,10 @@ def _attention_grad_backward(q, k, v, o, d, lse, mask, a_q, a_k, a_v):
     g_o = torch.empty_like(o, memory_format=torch.contiguous_format)
     delta = (d * o).sum(-1, keepdim=True)
     kt, vt, a_kt, a_vt = k.transpose(1, 2), v.transpose(1, 2), a_k.transpose(1, 2), a_v.transpose(1, 2)
+    q2, lse2 = q * LOG2E, lse * LOG2E
     for i, j in _blocks(N, rows_per_block(B, N, k.shape[1], q.device)):
         qi, di, mi = q[:, i:j], d[:, i:j], (mask[:, i:j] if mask is not None else None)
-        p = _probabilities(qi, k, lse[:, i:j])
+        p = _probabilities(q2[:, i:j], kt, lse2[:, i:j])
         gm = torch.bmm(di, vt)  # D V^T, before the mask
         g = gm * mi if mi is not None else gm
         g_minus = g.sub_(delta[:, i:j])  # G - delta (in place: G itself is not needed again)

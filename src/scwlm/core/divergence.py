@@ -60,6 +60,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from ._exponentials import LN2, LOG2E
 from ._imports import quiet_import
 
 __all__ = [
@@ -171,14 +172,15 @@ def _softmin_blocks(x: Tensor, y: Tensor, h: Tensor, eps: Tensor, p: int, ws: _W
     r"""``-eps log sum_j exp(h_j - C(x_i, y_j) / eps)`` ``(B, n)`` in cache-sized blocks of ``ws`` (no gradient)."""
     B, n, m = x.shape[0], x.shape[1], y.shape[1]
     f = torch.empty(B, n, dtype=x.dtype, device=x.device)
-    neg_inv = -1.0 / eps.view(-1, 1, 1)
+    # in base 2 (scwlm.core._exponentials): z = (h_j - C_ij / eps) log2(e)
+    neg_inv, h2 = -LOG2E / eps.view(-1, 1, 1), h * LOG2E
     for b0, b1, r0, r1 in _blocks(B, n, m):
         z = ws.take("extrapolation", (b1 - b0, r1 - r0, m), x.dtype, x.device)
         _cost_into(z, x[b0:b1, r0:r1], y[b0:b1], p)
-        torch.addcmul(h[b0:b1].unsqueeze(1), z, neg_inv[b0:b1], out=z)
+        torch.addcmul(h2[b0:b1].unsqueeze(1), z, neg_inv[b0:b1], out=z)
         mx = z.amax(-1, keepdim=True)
-        z.sub_(mx).exp_()
-        f[b0:b1, r0:r1] = (z.sum(-1).log_() + mx.squeeze(-1)).mul_(-eps[b0:b1].view(-1, 1))
+        z.sub_(mx).exp2_()
+        f[b0:b1, r0:r1] = (z.sum(-1).log2_() + mx.squeeze(-1)).mul_(-LN2 * eps[b0:b1].view(-1, 1))
     return f
 
 
@@ -207,19 +209,20 @@ class _Extrapolation(torch.autograd.Function):
         x, y, h, eps, f = ctx.saved_tensors
         B, n, m = x.shape[0], x.shape[1], y.shape[1]
         grad = torch.empty_like(x)
-        inv = 1.0 / eps.view(-1, 1, 1)
+        # in base 2 (scwlm.core._exponentials): P_ij = 2^((h_j - C_ij / eps + f_i / eps) log2(e))
+        inv, h2 = LOG2E / eps.view(-1, 1, 1), h * LOG2E
         for b0, b1, r0, r1 in _blocks(B, n, m):
             xb, yb = x[b0:b1, r0:r1], y[b0:b1]
-            shift = (f[b0:b1, r0:r1] * inv[b0:b1].view(-1, 1)).unsqueeze(-1)  # f_i / eps
+            shift = (f[b0:b1, r0:r1] * inv[b0:b1].view(-1, 1)).unsqueeze(-1)  # f_i log2(e) / eps
             c = ctx.ws.take("extrapolation", (b1 - b0, r1 - r0, m), x.dtype, x.device)
             if ctx.p == 2:
                 w = _cost_into(c, xb, yb, 2)
-                torch.addcmul(h[b0:b1].unsqueeze(1), c, -inv[b0:b1], out=w).add_(shift).exp_()
+                torch.addcmul(h2[b0:b1].unsqueeze(1), c, -inv[b0:b1], out=w).add_(shift).exp2_()
             else:
                 clamped = _sq_dist_into(c, xb, yb) < 1e-8  # clamp_min passes no gradient there
                 c.clamp_min_(1e-8).sqrt_()
                 w = ctx.ws.take("extrapolation_weights", c.shape, x.dtype, x.device)
-                torch.addcmul(h[b0:b1].unsqueeze(1), c, -inv[b0:b1], out=w).add_(shift).exp_()
+                torch.addcmul(h2[b0:b1].unsqueeze(1), c, -inv[b0:b1], out=w).add_(shift).exp2_()
                 w.div_(c).masked_fill_(clamped, 0.0)
             g = grad_f[b0:b1, r0:r1].unsqueeze(-1)
             grad[b0:b1, r0:r1] = (xb * w.sum(-1, keepdim=True) - torch.bmm(w, yb)) * g
@@ -361,7 +364,9 @@ def _sinkhorn_tensorized(
             for C, kinds in groups:
                 hh = torch.cat([h[k] for k in kinds])  # (len(kinds) * B, cols)
                 e = eps.repeat(len(kinds))
-                neg_inv = (-1.0 / e).view(-1, 1, 1)
+                # in base 2 (scwlm.core._exponentials): z = (h_j - C_ij / eps) log2(e)
+                neg_inv = (-LOG2E / e).view(-1, 1, 1)
+                hh = hh * LOG2E
                 rows, cols = C.shape[1], C.shape[2]
                 res = torch.empty(C.shape[0], rows, dtype=C.dtype, device=C.device)
                 step = max(1, _CHUNK_ELEMENTS // (rows * cols))
@@ -370,8 +375,8 @@ def _sinkhorn_tensorized(
                     z = work[: (j - i) * rows * cols].view(j - i, rows, cols)
                     torch.addcmul(hh[i:j].unsqueeze(1), C[i:j], neg_inv[i:j], out=z)
                     mx = z.amax(-1, keepdim=True)
-                    z.sub_(mx).exp_()
-                    res[i:j] = (z.sum(-1).log_() + mx.squeeze(-1)).mul_(-e[i:j].unsqueeze(1))
+                    z.sub_(mx).exp2_()
+                    res[i:j] = (z.sum(-1).log2_() + mx.squeeze(-1)).mul_(-LN2 * e[i:j].unsqueeze(1))
                 for r, k in enumerate(kinds):
                     out[k] = res[r * B : (r + 1) * B]
             return out
