@@ -105,3 +105,40 @@ def test_auto_force_is_analytic_on_large_sets_and_autograd_on_small_ones(monkeyp
     assert torch.equal(net.forces(large), net.forces(large, impl="analytic")) and len(calls) == 2
     with pytest.raises(ValueError, match="force implementation"):
         net.forces(small, impl="fused")
+
+
+def test_gelu_backward_equals_autograds_first_and_second_derivatives_also_where_the_density_underflows():
+    """``dg * gelu'(u)`` and its derivatives, the analytic force's GELU step, against autograd of ``F.gelu``,
+    on pre-activations up to |u| = 40 (where exp(-u^2/2) is far below float32's normal range)."""
+    from scwlm.core.potential import _gelu_backward
+
+    u = torch.cat([torch.linspace(-40, 40, 161), torch.randn(50)]).double().requires_grad_()
+    dg = torch.randn_like(u).requires_grad_()
+    (ref,) = torch.autograd.grad(torch.nn.functional.gelu(u), u, dg, create_graph=True)
+    out = _gelu_backward(dg, u)
+    assert torch.allclose(out, ref, atol=1e-14)
+    cot = torch.randn_like(u)
+    assert all(torch.allclose(a, b, atol=1e-12) for a, b in zip(
+        torch.autograd.grad(out, (dg, u), cot), torch.autograd.grad(ref, (dg, u), cot)))
+    assert torch.autograd.gradcheck(_gelu_backward, (dg.detach()[:20].requires_grad_(), u.detach()[140:160].requires_grad_()))
+    u32 = u.detach().float().requires_grad_()
+    g32 = torch.autograd.grad(_gelu_backward(torch.ones_like(u32), u32).sum(), u32)[0]
+    assert torch.isfinite(g32).all() and float(g32[u32.detach().abs() > 14].abs().max()) == 0.0
+
+
+def test_dropout_masks_drop_p_unbiased_and_per_model_streams():
+    """Masks keep entries with probability 1 - p (p on a 1/65536 grid) scaled to mean exactly one; model e's
+    masks come from its own generator only, so an ensemble member gets the masks it would get alone."""
+    net = make(n_models=2, dropout=0.25)
+    gens = lambda: [torch.Generator().manual_seed(11), torch.Generator().manual_seed(12)]  # noqa: E731
+    m = net.sample_masks(200, gens(), "cpu", torch.float32)
+    att = m.attention[0]
+    assert att.shape == (2, 4, 200, 200) and m.hidden[0].shape == (2, 200, 32) and m.output[1].shape == (2, 200, 16)
+    assert torch.equal(torch.unique(att), torch.tensor([0.0, 4.0 / 3.0]))
+    assert abs(float((att == 0).double().mean()) - 0.25) < 0.003  # 320k entries: the SE is 0.0008
+    alone = make(n_models=1, dropout=0.25).sample_masks(200, gens()[1:], "cpu", torch.float32)
+    assert torch.equal(alone.attention[0][0], att[1]) and torch.equal(alone.output[1][0], m.output[1][1])
+    again = net.sample_masks(200, gens(), "cpu", torch.float32)
+    assert all(torch.equal(a, b) for a, b in zip(m.attention + m.hidden, again.attention + again.hidden))
+    off = net.sample_masks(50, gens(), "cpu", torch.float32, active=[True, False])
+    assert bool((off.attention[0][1] == 1).all()) and bool((off.attention[0][0] == 0).any())

@@ -50,7 +50,9 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
+from ._exponentials import LOG2E
 from .attention import attention, attention_grad
 
 __all__ = ["SetPotential", "DropoutMasks", "PRECISIONS", "FORCE_IMPLS", "AUTO_ANALYTIC_PARTICLES", "resolve_force_impl"]
@@ -58,7 +60,6 @@ __all__ = ["SetPotential", "DropoutMasks", "PRECISIONS", "FORCE_IMPLS", "AUTO_AN
 #: the accepted ``precision`` values of :meth:`SetPotential.energy` / :meth:`SetPotential.forces`
 PRECISIONS = ("float32", "bf16")
 
-_SQRT1_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _LN_EPS = 1e-5
 
@@ -116,8 +117,39 @@ def _layer_norm_backward(xhat: Tensor, rstd: Tensor, weight: Tensor, dy: Tensor)
     return rstd * (g - g.mean(-1, keepdim=True) - xhat * (g * xhat).mean(-1, keepdim=True))
 
 
-def _gelu_grad(u: Tensor) -> Tensor:
-    return 0.5 * (1.0 + torch.erf(u * _SQRT1_2)) + u * _INV_SQRT_2PI * torch.exp(-0.5 * u * u)
+class _GeluBackward(torch.autograd.Function):
+    r"""``dg * gelu'(u)`` with :math:`\mathrm{gelu}'(u) = \Phi(u) + u\,\phi(u)`, differentiable once.
+
+    The forward pass is PyTorch's own vectorised ``gelu_backward`` kernel (one pass, and fast
+    where :math:`\phi(u)` underflows); the backward pass uses
+    :math:`\mathrm{gelu}''(u) = \phi(u)\,(2 - u^2)`, with :math:`\phi` taken in base 2
+    (:mod:`scwlm.core._exponentials`). Written as element-wise tensor operations instead, the
+    same formulas and their autograd backward (``erf``'s derivative included) ran ``torch.exp``
+    on values whose results underflow, which made them the largest element-wise cost of a Boids
+    iteration (``docs/performance.md``).
+    """
+
+    @staticmethod
+    def forward(ctx, dg: Tensor, u: Tensor) -> Tensor:
+        ctx.save_for_backward(dg, u)
+        return torch.ops.aten.gelu_backward(dg, u)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):
+        dg, u = ctx.saved_tensors
+        g_dg = torch.ops.aten.gelu_backward(grad, u) if ctx.needs_input_grad[0] else None
+        g_u = None
+        if ctx.needs_input_grad[1]:
+            u2 = u * u
+            phi = (u2 * (-0.5 * LOG2E)).exp2_().mul_(_INV_SQRT_2PI)
+            g_u = grad * dg * phi * u2.neg_().add_(2.0)
+        return g_dg, g_u
+
+
+def _gelu_backward(dg: Tensor, u: Tensor) -> Tensor:
+    """``dg * gelu'(u)`` (the GELU's vector-Jacobian product), differentiable once in ``dg`` and ``u``."""
+    return _GeluBackward.apply(dg, u)
 
 
 def _low_precision(precision: str, x: Tensor) -> bool:
@@ -477,7 +509,7 @@ class SetPotential(nn.Module):
             dg = (df @ self._p("f2_w", b)).to(dt)
             if masks is not None:
                 dg = dg * masks.hidden[b]
-            dc = ((dg * _gelu_grad(u)) @ self._p("f1_w", b)).to(dt)
+            dc = (_gelu_backward(dg, u) @ self._p("f1_w", b)).to(dt)
             dh = dh + _layer_norm_backward(xh2, r2, self._p("ln2_w", b), dc)
             do = (dh @ self._p("out_w", b)).to(dt).view(E, N, self.heads, -1).permute(0, 2, 1, 3)
             if fused:
@@ -504,23 +536,32 @@ class SetPotential(nn.Module):
         """Draw the dropout masks of one force evaluation, model ``e`` from ``generators[e]``.
 
         ``active[e] = False`` draws nothing from ``generators[e]`` and gives model ``e`` masks of
-        ones (a model past its rollout horizon, whose positions are unused). Each mask is drawn
-        in place into one ``(E, ...)`` tensor: the numbers of ``torch.rand(shape, generator=g)``,
-        without a stacked copy.
+        ones (a model past its rollout horizon, whose positions are unused).
+
+        Every entry is decided by 16 random bits (four entries per 64-bit draw of the generator,
+        half the generator's work of one uniform float per entry, which was a sixth of an EB-like
+        iteration): an entry is dropped when its bits, read as a signed 16-bit integer, fall
+        below a threshold. The drop rate is therefore ``p`` rounded to a multiple of
+        ``1 / 65536`` (0.1 becomes 6554 / 65536 = 0.100006), and the kept entries are scaled so
+        that the mask's mean is exactly one.
         """
         p = self.dropout
         if p <= 0.0:
             return None
-        keep, scale = 1.0 - p, 1.0 / (1.0 - p)
+        drop = min(int(round(p * 65536)), 65535)
+        threshold, scale = drop - 32768, 65536.0 / (65536 - drop)
         active = [True] * len(generators) if active is None else list(active)
+        E = len(generators)
 
         def draw(shape):
-            u = torch.empty((len(generators), *shape), device=device)  # torch.rand's dtype: the default
+            numel = math.prod(shape)
+            words = torch.empty((E, -(-numel // 4)), dtype=torch.int64, device=device)
             for e, g in enumerate(generators):
                 if active[e]:
-                    u[e].uniform_(generator=g)
-            m = u.lt_(keep).to(dtype).mul_(scale)
-            for e in range(len(generators)):
+                    words[e].random_(-(2**63), None, generator=g)  # 64 uniform random bits
+            bits = words.view(torch.int16)[:, :numel].view(E, *shape)
+            m = torch.mul(bits >= threshold, scale, out=torch.empty((E, *shape), dtype=dtype, device=device))
+            for e in range(E):
                 if not active[e]:
                     m[e].fill_(1.0)
             return m
