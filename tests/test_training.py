@@ -212,9 +212,10 @@ def test_saved_tensor_bytes_counts_distinct_storages_of_the_backward_graph():
 
 
 def test_memory_budget_is_validated_and_sized_for_the_device():
-    from scwlm.core.config import AUTO_MEMORY_FRACTION, device_memory
+    from scwlm.core.config import AUTO_MEMORY_FRACTION_CPU, device_memory
 
-    assert WLMConfig().memory_budget("cpu") == int(AUTO_MEMORY_FRACTION * device_memory("cpu"))
+    assert WLMConfig().memory_budget("cpu") == int(AUTO_MEMORY_FRACTION_CPU * device_memory("cpu"))
+    assert WLMConfig().memory_budget(torch.device("cpu")) < device_memory("cpu") / 8
     assert WLMConfig(memory_budget_gb=0.5).memory_budget("cpu") == 2**29
     for bad in (0, -1, "big", True):
         with pytest.raises(ValueError, match="memory_budget_gb"):

@@ -96,8 +96,8 @@ class WLMConfig:
         of one force evaluation is measured once per particle count -- the bytes autograd saves --
         and when a rollout's evaluations would take the kept graph past ``memory_budget_gb`` they
         are all recomputed in the backward pass instead of stored; ``True``/``False``: every / no step),
-        ``memory_budget_gb`` (``"auto"``: an eighth of the GPU's memory, or of the machine's on a
-        CPU),
+        ``memory_budget_gb`` (``"auto"``: an eighth of the GPU's memory, or a twelfth of the
+        machine's on a CPU),
         ``checkpoint_every`` / ``checkpoint_path`` (save a resumable checkpoint every N
         iterations), ``progress`` (tqdm bar), ``sync_every`` (iterations between host reads of the
         loss on accelerators; every iteration on CPU).
@@ -312,8 +312,9 @@ class WLMConfig:
     def memory_budget(self, device: Any = "cpu") -> int:
         """Bytes the rollout may keep for the backward pass on ``device`` before steps are checkpointed.
 
-        ``memory_budget_gb="auto"``: :data:`AUTO_MEMORY_FRACTION` of the device's memory (a GPU's
-        total memory; on a CPU the physical memory of the machine); a number is used as given.
+        ``memory_budget_gb="auto"``: :data:`AUTO_MEMORY_FRACTION` of a GPU's total memory, or
+        :data:`AUTO_MEMORY_FRACTION_CPU` of the machine's physical memory on a CPU; a number is
+        used as given.
 
         Examples
         --------
@@ -324,7 +325,8 @@ class WLMConfig:
         """
         if self.memory_budget_gb != "auto":
             return int(self.memory_budget_gb * 2**30)
-        return int(AUTO_MEMORY_FRACTION * device_memory(device))
+        fraction = AUTO_MEMORY_FRACTION_CPU if _device_kind(device) == "cpu" else AUTO_MEMORY_FRACTION
+        return int(fraction * device_memory(device))
 
     @classmethod
     def paper(cls, **overrides: Any) -> "WLMConfig":
@@ -428,10 +430,13 @@ WARM_START_PER_ITER, WARM_START_MAX = 3, 600
 #: particles per snapshot and iteration of ``particles_per_batch="auto"``, by device type
 AUTO_BATCH: dict[str, int] = {"cpu": 256, "cuda": 1024, "mps": 512}
 
-#: ``memory_budget_gb="auto"``: the share of the device's memory that the rollout's graph may keep
-#: (on a CPU the resident memory peaks at about 2.3x the kept graph: allocator fragmentation and
-#: the transients of the backward pass; Boids k = 10, 2.35 GB kept, peaks at 5.5 GB)
+#: ``memory_budget_gb="auto"``: the share of a GPU's memory that the rollout's graph may keep
 AUTO_MEMORY_FRACTION = 0.125
+#: the same on a CPU, where the resident memory peaks well above the kept graph (the process
+#: itself, allocator fragmentation, the transients of the backward pass): Boids k = 49, 2.7 GB
+#: kept, peaks at 4.8 GB (16.5 s/iter; checkpointed 1.5 GB, 21.3 s/iter). A twelfth (2 GB on a
+#: 24 GB machine) checkpoints that rollout and keeps its peak under 4 GB (docs/performance.md)
+AUTO_MEMORY_FRACTION_CPU = 1.0 / 12
 
 #: memory assumed where the device's cannot be read (Windows CPUs)
 _FALLBACK_MEMORY = 16 * 2**30
