@@ -333,8 +333,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                       f"{last.get('seconds', 0):.0f} s, W1 {last.get('w1_mean', float('nan')):.3f} "
                       f"{[round(w, 3) for w in last.get('w1', [])]} (McCann {base[system]['mccann']:.3f})", flush=True)
                 results.append(r)
+    from benchmarks.reproduce import machine_info
+
     out = {"results": results, "baselines": base, "seconds": a.seconds, "seeds": a.seeds, "iterations": a.iterations,
-           "overrides": overrides, "threads": torch.get_num_threads(),
+           "overrides": overrides, "threads": torch.get_num_threads(), "machine": machine_info(),
            "command": "python -m benchmarks.time_to_accuracy " + " ".join(argv if argv is not None else sys.argv[1:])}
     print(table(results, base))
     if a.json:
