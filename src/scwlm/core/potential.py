@@ -27,8 +27,8 @@ Two ways of computing forces are provided and tested against each other, and a r
     backward pass), except under bf16 autocast, where the plain operations are used.
 ``"auto"`` (the default)
     ``"analytic"`` for sets of :data:`AUTO_ANALYTIC_PARTICLES` particles or more, where it keeps far
-    less memory at a time within about 20 % of autograd's (faster from about 1000 particles on);
-    ``"autograd"`` below.
+    less memory and is faster (since the base-2 exponentials: 1.4x at 512 particles, 1.2-2.5x at
+    1000); ``"autograd"`` below.
 
 Reduced precision (``precision="bf16"`` of :meth:`SetPotential.energy` and
 :meth:`SetPotential.forces`; the default ``"float32"`` computes exactly as without the option):
@@ -66,12 +66,13 @@ _LN_EPS = 1e-5
 #: the accepted ``impl`` values of :meth:`SetPotential.forces`
 FORCE_IMPLS = ("auto", "analytic", "autograd")
 #: ``impl="auto"`` takes the analytic force from this many particles per set on, autograd below. From
-#: here on the analytic force keeps well under half of autograd's graph for the backward pass, at a
-#: time within about 20 % of autograd's (faster from about 1000 particles on); below, autograd is
-#: as fast or faster and the graphs are small.
+#: here on the analytic force keeps well under half of autograd's graph for the backward pass and is
+#: faster; below, the graphs are small and the two take about the same time.
 #: ``python -m benchmarks.force_kernels`` (one force evaluation and its backward pass, d = 2, 2 CPU
-#: cores, 2026-12-06), autograd / analytic time in two runs: 0.91 and 0.97 at 256 particles, 0.83 and
-#: 1.06 at 512, 0.94 to 1.49 at 1000, 1.78 at 2000 (this machine's speed varies by up to 1.5x)
+#: cores), autograd / analytic time, 2026-12-07 (base-2 exponentials, one-kernel GELU step), one and
+#: three models: 0.85 / 1.17 at 128 particles, 1.09 / 1.24 at 256, 1.42 / 1.45 at 512, 1.18 / 2.46 at
+#: 1000. Switching at 256 instead changed nothing measurable in whole default fits at 256 particles
+#: (EB, Boids; docs/performance.md), so the switch stays here.
 AUTO_ANALYTIC_PARTICLES = 512
 
 
@@ -431,7 +432,7 @@ class SetPotential(nn.Module):
             ``"autograd"`` (reference), ``"analytic"`` (forward formula of the gradient, with the
             row-blocked attention kernels of :mod:`scwlm.core.attention`) or ``"auto"`` (the
             analytic force from :data:`AUTO_ANALYTIC_PARTICLES` particles on, where it keeps far
-            less memory at a time within about 20 % of autograd's, autograd below).
+            less memory and is faster, autograd below).
         precision
             ``"float32"`` (default) or ``"bf16"`` (bf16 autocast of the attention and
             feed-forward products, including those of the gradient; see the module docstring).
