@@ -362,11 +362,10 @@ def _sinkhorn_tensorized(
             """``-eps log sum_j exp(h_j - C_ij / eps)`` for the four problems; ``eps`` is ``(B,)``."""
             out: list[Tensor] = [None] * 4  # type: ignore[list-item]
             for C, kinds in groups:
-                hh = torch.cat([h[k] for k in kinds])  # (len(kinds) * B, cols)
-                e = eps.repeat(len(kinds))
                 # in base 2 (scwlm.core._exponentials): z = (h_j - C_ij / eps) log2(e)
+                hh = torch.cat([h[k] for k in kinds]).mul_(LOG2E)  # (len(kinds) * B, cols)
+                e = eps.repeat(len(kinds))
                 neg_inv = (-LOG2E / e).view(-1, 1, 1)
-                hh = hh * LOG2E
                 rows, cols = C.shape[1], C.shape[2]
                 res = torch.empty(C.shape[0], rows, dtype=C.dtype, device=C.device)
                 step = max(1, _CHUNK_ELEMENTS // (rows * cols))
