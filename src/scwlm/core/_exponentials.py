@@ -20,16 +20,10 @@ from __future__ import annotations
 
 import math
 
-from torch import Tensor
-
-__all__ = ["LOG2E", "LN2", "exp_"]
+__all__ = ["LOG2E", "LN2"]
 
 #: :math:`\log_2 e`
 LOG2E = 1.0 / math.log(2.0)
 #: :math:`\ln 2`
 LN2 = math.log(2.0)
 
-
-def exp_(t: Tensor) -> Tensor:
-    """:math:`e^t` in place, as :math:`2^{t \\log_2 e}` (see the module docstring)."""
-    return t.mul_(LOG2E).exp2_()
