@@ -6,8 +6,8 @@ slower than ``torch.exp2`` and takes a much slower path still for every result t
 float32's smallest normal number (about :math:`e^{-87}`), which is where most entries of a sharp
 soft-max, of a Sinkhorn kernel at a small blur and of :math:`\phi(u) = e^{-u^2/2}/\sqrt{2\pi}` at
 large :math:`|u|` land. Measured on the 2-core AMD EPYC machine of ``docs/performance.md``, per
-million float32 values: ``exp`` 0.38-0.53 ms, 10.8 ms when the results underflow; ``exp2``
-0.08 ms, 0.3 ms when they underflow.
+million float32 values: ``exp`` 0.56 ms, 12.4 ms when the results underflow; ``exp2`` 0.10 ms,
+0.29 ms when they underflow (the command is in ``docs/performance.md``).
 
 So the kernels write :math:`e^{z}` as :math:`2^{z \log_2 e}` and, where the factor
 :math:`\log_2 e` can ride on an operation that is computed anyway (the queries, the inverse
