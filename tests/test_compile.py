@@ -96,3 +96,70 @@ def test_autograd_force_is_never_compiled_and_options_are_checked(monkeypatch):
         compiled_forces(net, "fast")
     with pytest.raises(ValueError):
         compiled_forces(net, "analytic", precision="fp8")
+
+
+# ----------------------------------------------------------------------------- in training
+def _fit(n_iter=6, **config):
+    import scwlm
+
+    g = torch.Generator().manual_seed(0)
+    snaps = [torch.randn(24, 2, generator=g) + k for k in range(3)]
+    kw = dict(hidden=8, heads=2, blocks=1, ffn=8, progress=False, warm_start=0)
+    return scwlm.fit(snaps, [0.0, 1.0, 2.0], n_iter=n_iter, random_state=0, **{**kw, **config})
+
+
+def _weights(mech):
+    return torch.cat([p.detach().flatten() for p in mech.network.parameters()])
+
+
+@pytest.fixture
+def aot_eager(monkeypatch):
+    """The trainer's compiled force with the aot_eager backend (no C++ compilation in the default suite)."""
+    import scwlm.core.trainer as trainer
+
+    made = []
+
+    def fake(net, impl, **options):
+        made.append(compiled_forces(net, impl, backend="aot_eager", **options))
+        return made[-1]
+
+    monkeypatch.setattr(trainer, "compiled_forces", fake)
+    return made
+
+
+def test_training_with_the_compiled_force_equals_the_eager_analytic_fit(aot_eager):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no fallback
+        compiled = _fit(compile_force=True)
+    assert len(aot_eager) == 1 and aot_eager[0].compiled
+    assert compiled.info["compile"].startswith("torch.compile of the analytic force: first call")
+    eager = _fit(compile_force=False, force_impl="analytic")
+    assert "compile" not in eager.info
+    assert torch.allclose(_weights(compiled), _weights(eager), atol=1e-5)
+    # step checkpointing recomputes eagerly (its early stop raises inside the recomputed function)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        ckpt = _fit(compile_force=True, checkpoint_steps=True)
+    assert torch.allclose(_weights(ckpt), _weights(eager), atol=1e-5)
+
+
+def test_auto_compiles_only_long_single_model_fits_on_small_sets(aot_eager):
+    from scwlm.core.config import AUTO_COMPILE_MIN_ITER, AUTO_COMPILE_ROWS, WLMConfig
+
+    cfg = WLMConfig()
+    assert cfg.compile_force == "auto" and WLMConfig.paper().compile_force == "auto"
+    assert cfg.compiles(AUTO_COMPILE_ROWS, 1, AUTO_COMPILE_MIN_ITER)
+    assert not cfg.compiles(AUTO_COMPILE_ROWS + 1, 1, AUTO_COMPILE_MIN_ITER)  # the attention products dominate
+    assert not cfg.compiles(AUTO_COMPILE_ROWS // 2, 3, AUTO_COMPILE_MIN_ITER)  # rows of all models count
+    assert not cfg.compiles(AUTO_COMPILE_ROWS, 1, AUTO_COMPILE_MIN_ITER - 1)  # too short to repay compilation
+    assert not cfg.compiles(64, 1, AUTO_COMPILE_MIN_ITER, "cuda")  # not measured on a GPU: opt in there
+    assert "compile" not in _fit().info and not aot_eager  # short fits stay eager
+
+
+def test_compile_force_is_validated():
+    from scwlm.core.config import WLMConfig
+
+    with pytest.raises(ValueError, match="compile_force must be"):
+        WLMConfig(compile_force="yes")
+    with pytest.raises(ValueError, match="needs the analytic force"):
+        WLMConfig(compile_force=True, force_impl="autograd")

@@ -47,7 +47,13 @@ class WLMConfig:
         linear restoring forces, which the attention network alone represents poorly),
         ``precision`` (``"float32"``; ``"bf16"``: bf16 autocast of the force's attention and
         feed-forward matrix products, everything else in float32 — an option, see the tests'
-        error bounds).
+        error bounds), ``compile_force`` (``"auto"``: ``torch.compile`` of the analytic force in
+        training, on a CPU, where models x particles per set are at most
+        :data:`AUTO_COMPILE_ROWS` and the fit runs :data:`AUTO_COMPILE_MIN_ITER` iterations or more:
+        there it evaluates a training force with its backward pass about 1.8-2x faster than
+        eager execution, after a one-off compilation of 15-30 s (:meth:`compiles`); ``True``:
+        always, ``False``: never. The same forces to rounding; without a working compiler it
+        warns once and computes eagerly).
     ``physics`` — the mechanics and their discretisation
         ``friction_init`` (``"auto"``: the linear warm start of a learnable friction is fitted
         from ``1 / dt`` -- a free velocity damped by a factor :math:`e` per time-grid step,
@@ -123,6 +129,7 @@ class WLMConfig:
     zero_init_head: bool = _setting(False, "model")
     quadratic: bool = _setting(True, "model")
     precision: str = _setting("float32", "model")
+    compile_force: bool | str = _setting("auto", "model")
     # --- physics
     friction_init: float | str = _setting("auto", "physics")
     integrator: str = _setting("paper", "physics")
@@ -234,6 +241,11 @@ class WLMConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.compile_force not in ("auto", True, False):
+            raise ValueError(f"compile_force must be 'auto', True or False, got {self.compile_force!r}")
+        if self.compile_force is True and self.force_impl == "autograd":
+            raise ValueError("compile_force=True needs the analytic force (torch.compile does not support the double "
+                             "backward of force_impl='autograd'); use force_impl='auto' or 'analytic'")
         if self.checkpoint_steps not in ("auto", True, False):
             raise ValueError(f"checkpoint_steps must be 'auto', True or False, got {self.checkpoint_steps!r}")
         if self.checkpoint_every is not None and not self.checkpoint_path:
@@ -295,6 +307,33 @@ class WLMConfig:
         if self.warm_start == "auto":
             return int(min(WARM_START_MAX, WARM_START_PER_ITER * n_iter))
         return int(self.warm_start)
+
+    def compiles(self, n_particles: int, n_models: int, n_iter: int, device: Any = "cpu") -> bool:
+        """Whether a fit of ``n_iter`` iterations of ``n_models`` models, on sets of at most ``n_particles``, compiles its force.
+
+        ``compile_force="auto"``: on a CPU, with ``force_impl`` ``"auto"`` or ``"analytic"``, where
+        ``n_models * n_particles <= AUTO_COMPILE_ROWS`` and ``n_iter >= AUTO_COMPILE_MIN_ITER``.
+        There the training force is overhead-bound, and the compiled analytic force with its
+        backward pass took 0.56 (128 particles) and 0.51 (256) of autograd's time on 2 CPU
+        cores; with more rows the work is in the attention products, and the compiled force
+        was no faster than the eager analytic one (512 particles, or 3 models of 256), so it is
+        not compiled. A first compilation costs 15-30 s there, which a long fit repays
+        (docs/performance.md). ``True`` / ``False``: always / never.
+
+        Examples
+        --------
+        >>> cfg = WLMConfig()
+        >>> cfg.compiles(256, 1, 2000), cfg.compiles(256, 3, 2000), cfg.compiles(256, 1, 100), cfg.compiles(256, 1, 2000, "cuda")
+        (True, False, False, False)
+        >>> WLMConfig(force_impl="autograd").compiles(256, 1, 2000), WLMConfig(compile_force=True).compiles(5000, 8, 1)
+        (False, True)
+        """
+        if self.compile_force != "auto":
+            return bool(self.compile_force)
+        return (
+            _device_kind(device) == "cpu" and self.force_impl != "autograd"
+            and n_models * n_particles <= AUTO_COMPILE_ROWS and n_iter >= AUTO_COMPILE_MIN_ITER
+        )
 
     def batch_size(self, device: Any = "cpu") -> int | None:
         """Particles per snapshot and iteration on ``device`` (``None``: all of them).
@@ -430,6 +469,10 @@ WARM_START_PER_ITER, WARM_START_MAX = 3, 600
 #: particles per snapshot and iteration of ``particles_per_batch="auto"``, by device type
 AUTO_BATCH: dict[str, int] = {"cpu": 256, "cuda": 1024, "mps": 512}
 
+#: ``compile_force="auto"`` (:meth:`WLMConfig.compiles`): the most models x particles per set, and the
+#: fewest iterations, of a fit whose training force is compiled
+AUTO_COMPILE_ROWS, AUTO_COMPILE_MIN_ITER = 256, 1000
+
 #: ``memory_budget_gb="auto"``: the share of a GPU's memory that the rollout's graph may keep
 AUTO_MEMORY_FRACTION = 0.125
 #: the same on a CPU, where the resident memory peaks well above the kept graph (the process
@@ -472,7 +515,7 @@ PAPER_SETTINGS: dict[str, Any] = dict(
     # (force_impl: how the forces are computed, not which; the analytic formula equals autograd to
     # rounding, tests/test_potential.py)
     hidden=64, heads=4, blocks=4, ffn=512, dropout=0.0, time_features=0, force_impl="auto", dtype="float32",
-    zero_init_head=False, quadratic=False, precision="float32",
+    zero_init_head=False, quadratic=False, precision="float32", compile_force="auto",
     # physics: learnable friction from 1, the paper's damped leapfrog, 1 step per grid step in
     # training and 5 at evaluation
     friction_init=1.0, integrator="paper", dt=None, substeps=1, eval_substeps=5,

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .compile import compiled_forces
 from .config import WLMConfig
 from .divergence import SinkhornDivergence, blur_heuristic, point_cloud_diameter
 from .friction import Friction
@@ -314,8 +315,11 @@ class RolloutLoss:
         blurs: Sequence[float],
         diameters: Sequence[float],
         subset_generators: Sequence[torch.Generator] | None = None,
+        compile_force: bool = False,
     ) -> None:
         self.cfg, self.net, self.friction, self.data, self.divergence = cfg, network, friction, data, divergence
+        #: the compiled analytic training force (:mod:`scwlm.core.compile`), or None: eager
+        self.compiled = compiled_forces(network, "analytic", precision=cfg.precision) if compile_force else None
         self.gens, self.dev_gens = list(generators), list(device_generators)
         self.subset_gens = None if subset_generators is None else list(subset_generators)
         self.batch = cfg.batch_size(next(network.parameters()).device)
@@ -439,22 +443,31 @@ class RolloutLoss:
             # see when fitted alone
             return net.sample_masks(n, self.dev_gens, self.device, self.dtype, active=[s < k for k in n_steps])
 
+        def eager(x, t, masks):
+            impl = "analytic" if self.compiled is not None else cfg.force_impl  # the same formula as compiled
+            return net.forces(x, t, masks=masks, create_graph=True, impl=impl, precision=cfg.precision)
+
         def raw(x, t, masks):
-            return net.forces(x, t, masks=masks, create_graph=True, impl=cfg.force_impl, precision=cfg.precision)
+            if self.compiled is not None:
+                return self.compiled(x, t, masks=masks, create_graph=True)
+            return eager(x, t, masks)
 
         def force(x: Tensor, t: Tensor) -> Tensor:
             masks = masks_now()
             xin = x.detach() if cfg.rollout_grad == "detached" else x
-            if not torch.is_grad_enabled():  # nothing is kept for a backward pass
-                return raw(xin, t, masks)
+            if not torch.is_grad_enabled():  # nothing is kept for a backward pass (eager: no second compilation)
+                return eager(xin, t, masks)
             if cfg.checkpoint_steps == "auto" and n not in self.step_bytes:
                 # measured once per size, on an evaluation whose graph is dropped at once (the
-                # same inputs and masks: nothing else changes)
-                self.step_bytes[n] = saved_tensor_bytes(lambda: raw(xin, t, masks), exclude=list(net.parameters()))[1]
+                # same inputs and masks: nothing else changes; eagerly, as the saved-tensor hooks
+                # that count the bytes are not traced by torch.compile)
+                self.step_bytes[n] = saved_tensor_bytes(lambda: eager(xin, t, masks), exclude=list(net.parameters()))[1]
             if self.checkpointed(n, S):
                 from torch.utils.checkpoint import checkpoint
 
-                return checkpoint(raw, xin, t, masks, use_reentrant=False)
+                # eagerly: the recomputation stops early by raising inside the function, which a
+                # compiled graph cannot do
+                return checkpoint(eager, xin, t, masks, use_reentrant=False)
             return raw(xin, t, masks)
 
         return force
@@ -981,22 +994,30 @@ def train(
         torch.Generator().manual_seed(int(t.seed) * 1_000_003 + int(data_rank)) for t in tasks
     ]
 
-    def make_loss(potential) -> RolloutLoss:
+    def make_loss(potential, compile_force: bool = False) -> RolloutLoss:
         return RolloutLoss(
             cfg, potential, state.friction, data, divergence, generators=state.generators,
             device_generators=state.device_generators, blurs=blurs, diameters=diameters,
-            subset_generators=subset_generators,
+            subset_generators=subset_generators, compile_force=compile_force,
         )
 
     n_warm = cfg.warm_start_iterations(n_iter)
     if n_warm and state.iteration == 0:  # damped linear mechanics first
         info["warm_start"] = state.warm_start(make_loss, n_warm, reduce_gradients)
-    loss = make_loss(state.network)
+    # the largest set a training force sees: a minibatch, or the largest snapshot
+    largest = max(int(pts.shape[0]) for e in range(len(tasks)) for pts in data.points[e])
+    batch = cfg.batch_size(device)
+    compile_force = cfg.compiles(min(largest, batch or largest), len(tasks), n_iter, device)
+    loss = make_loss(state.network, compile_force)
+    if compile_force:
+        info["compile"] = "torch.compile of the analytic force: not called"
     sync_every = _sync_interval(device, cfg)
     def current() -> TrainResult:
         return state.result(info)
 
     monitor = Monitor(state, n_iter, progress=cfg.progress, sync_every=sync_every, result=current)
+    if compile_force:  # the first iteration compiles (15-30 s on 2 CPU cores): say so on the bar
+        monitor.bar.set_postfix(compiling="the force, once")
     try:
         for it in range(state.iteration, n_iter):
             losses = loss(it)                      # lines 1-3
@@ -1016,4 +1037,6 @@ def train(
                 state.save(cfg.checkpoint_path, fingerprint)
     finally:
         monitor.close()
+    if loss.compiled is not None:
+        info["compile"] = loss.compiled.note or info["compile"]
     return state.result(info)
