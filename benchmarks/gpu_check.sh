@@ -69,7 +69,7 @@ PYEOF
 }
 
 if [ "$TINY" = "1" ]; then
-    TINYOPT='{"hidden": 16, "ffn": 16, "heads": 1, "blocks": 1}'
+    TINYOPT='{"hidden": 16, "ffn": 16, "heads": 1, "blocks": 1, "compile_force": false}'
     step 01_tiny 5 --workloads oceans_small_interp --iters 1 --warmup 0 --authors-iters 1 "${AUTH[@]}" \
         --options "$TINYOPT" --variants fp32 bf16 cudagraph --ensemble 2 --ensemble-workload oceans_small_interp \
         --ensemble-variants fp32 --threads 1

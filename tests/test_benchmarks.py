@@ -59,7 +59,7 @@ def test_harness_runs_and_reports(tmp_path):
 
 
 def test_speed_worker_times_our_iteration():
-    res = speed.run_ours("oceans_small_interp", iters=2, warmup=1, device="cpu", extra={"hidden": 16, "ffn": 16})
+    res = speed.run_ours("oceans_small_interp", iters=2, warmup=1, device="cpu", extra={"hidden": 16, "ffn": 16, "compile_force": False})
     assert res["iters"] == 2 and res["median_s"] > 0 and res["peak_gb"] > 0
     text = speed.table([res], {"date": "d", "cpu": "c", "cores": 2, "threads": 2, "cuda": None, "torch": "t", "commit": "x", "command": "c"})
     assert "oceans_small_interp" in text and res["ops"] is None
@@ -75,7 +75,7 @@ def test_speed_worker_counts_checkpointed_evaluations():
 
 
 def test_speed_operator_profile_of_the_timed_iterations():
-    res = speed.run_ours("oceans_small_interp", iters=2, warmup=1, device="cpu", extra={"hidden": 16, "ffn": 16}, ops=6)
+    res = speed.run_ours("oceans_small_interp", iters=2, warmup=1, device="cpu", extra={"hidden": 16, "ffn": 16, "compile_force": False}, ops=6)
     ops = res["ops"]
     assert len(ops) == 6 and all(o["self_s_per_iter"] > 0 and 0 < o["share"] <= 1 for o in ops)
     assert [o["self_s_per_iter"] for o in ops] == sorted((o["self_s_per_iter"] for o in ops), reverse=True)
@@ -133,12 +133,14 @@ def test_speed_worker_times_the_authors_code():
 
 
 # ---------------------------------------------------------------------------- speed levers side by side
-TINY_NET = {"hidden": 16, "ffn": 16, "heads": 1, "blocks": 1}
+# compile_force=False: the speed benchmark decides "auto" as for a long fit, which would compile these
+# tiny workloads with inductor (C++, tens of seconds); tests/test_compile.py tests the compiled path
+TINY_NET = {"hidden": 16, "ffn": 16, "heads": 1, "blocks": 1, "compile_force": False}
 
 
 def test_speed_variants_parse_and_apply_in_process():
     assert speed.parse_variant("analytic+bf16")["config"] == {"force_impl": "analytic"}
-    assert speed.parse_variant("compile")["levers"] == {"compile": {}}
+    assert speed.parse_variant("compile")["config"] == {"compile_force": True}
     assert speed.parse_variant("cudagraph")["todo"].startswith("TODO")
     with pytest.raises(ValueError, match="unknown variant"):
         speed.parse_variant("fp32+turbo")
@@ -283,3 +285,17 @@ def test_ablation_gf_sde_system_scores_all_ten_models_against_carry_forward():
     assert m["beats_carry"] == sum(r["forecast"] < r["carry_forward"] for r in per.values())
     with pytest.raises(ValueError, match="no measured velocities"):
         gf_sde_system(n=30)(ARMS["obs_all"], 0, 1, TINY)
+
+
+def test_speed_decides_compile_auto_as_for_a_long_fit(monkeypatch):
+    # the timed fit is a few iterations, but the row must show what a real fit of these settings
+    # computes: compile_force="auto" compiles a single model's force on 111 particles
+    import scwlm.core.trainer as trainer
+    from scwlm.core.compile import compiled_forces
+
+    monkeypatch.setattr(trainer, "compiled_forces", lambda net, impl, **o: compiled_forces(net, impl, backend="aot_eager", **o))
+    tiny = {k: v for k, v in TINY_NET.items() if k != "compile_force"}
+    res = speed.run_ours("oceans_small_interp", iters=1, warmup=1, device="cpu", extra=tiny)
+    assert res["compiled"] and res["compile_s"][0] > 0 and "first call" in res["compile_note"]
+    res = speed.run_ours("oceans_small_interp", iters=1, warmup=1, device="cpu", extra=tiny, ensemble=3)
+    assert "compiled" not in res  # 3 x 111 rows: eager

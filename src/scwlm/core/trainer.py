@@ -1039,4 +1039,5 @@ def train(
         monitor.close()
     if loss.compiled is not None:
         info["compile"] = loss.compiled.note or info["compile"]
+        info["compile_seconds"] = loss.compiled.compile_seconds
     return state.result(info)
