@@ -8,7 +8,10 @@ to the weights, as a training step does, with
 - ``autograd``: reverse-mode autograd of the energy (training differentiates it again);
 - ``analytic``: the hand-written gradient with the row-blocked attention kernels
   (:mod:`scwlm.core.attention`);
-- ``unfused``: the same formula with its attention written as plain tensor operations.
+- ``unfused``: the same formula with its attention written as plain tensor operations;
+- ``compiled``: the analytic force under ``torch.compile`` (inductor), as ``compile_force`` runs it
+  in training (:mod:`scwlm.core.compile`); its first call, which compiles, is the warm-up and is
+  printed as the compile time (not in the table: ``--impls`` without it skips the compilation).
 
 The three alternate within every repetition (so a change in the machine's speed hits all of
 them), and the table gives the median over repetitions and the ratio to autograd::
@@ -31,7 +34,9 @@ import statistics
 import sys
 import time
 
-IMPLS = ("autograd", "analytic", "unfused")
+IMPLS = ("autograd", "analytic", "unfused", "compiled")
+#: the implementations run unless --impls says otherwise (compiling costs tens of seconds per shape)
+DEFAULT_IMPLS = ("autograd", "analytic", "unfused")
 
 
 def time_force(net, x, impl: str, masks=None, train: bool = True) -> float:
@@ -42,7 +47,10 @@ def time_force(net, x, impl: str, masks=None, train: bool = True) -> float:
     previous, potential.FUSED_ATTENTION = potential.FUSED_ATTENTION, impl != "unfused"
     try:
         t0 = time.perf_counter()
-        f = net.forces(x, masks=masks, create_graph=train, impl="autograd" if impl == "autograd" else "analytic")
+        if impl == "compiled":
+            f = net.__dict__["_compiled"](x, masks=masks, create_graph=train)
+        else:
+            f = net.forces(x, masks=masks, create_graph=train, impl="autograd" if impl == "autograd" else "analytic")
         if train:
             f.square().sum().backward()
         return time.perf_counter() - t0
@@ -51,7 +59,7 @@ def time_force(net, x, impl: str, masks=None, train: bool = True) -> float:
 
 
 def measure(n: int, models: int, dim: int, dropout: float, reps: int, seed: int = 0,
-            impls: tuple[str, ...] = IMPLS, train: bool = True) -> dict[str, float]:
+            impls: tuple[str, ...] = DEFAULT_IMPLS, train: bool = True) -> dict[str, float]:
     """Median seconds per implementation (``reps`` alternating repetitions after one warm-up each)."""
     import torch
 
@@ -64,8 +72,14 @@ def measure(n: int, models: int, dim: int, dropout: float, reps: int, seed: int 
     if train:
         masks = net.sample_masks(n, [torch.Generator().manual_seed(seed + 1) for _ in range(models)], "cpu", torch.float32)
     times: dict[str, list[float]] = {k: [] for k in impls}
+    if "compiled" in impls:
+        from scwlm.core.compile import compiled_forces
+
+        net.__dict__["_compiled"] = compiled_forces(net, "analytic")
     for impl in impls:  # warm-up
         time_force(net, x, impl, masks, train)
+    if "compiled" in impls:
+        times["compile_s"] = [net.__dict__["_compiled"].compile_seconds or 0.0]
     for r in range(reps):
         for impl in (impls if r % 2 == 0 else impls[::-1]):
             times[impl].append(time_force(net, x, impl, masks, train))
@@ -79,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dim", type=int, default=2)
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--reps", type=int, default=7)
-    p.add_argument("--impls", nargs="+", default=list(IMPLS), choices=IMPLS)
+    p.add_argument("--impls", nargs="+", default=list(DEFAULT_IMPLS), choices=IMPLS)
     p.add_argument("--eval", action="store_true", help="time the force without a graph or backward pass (rollouts)")
     a = p.parse_args(argv)
     from .reproduce import machine_info
@@ -97,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         for e in a.models:
             t = measure(n, e, a.dim, a.dropout, a.reps, impls=impls, train=not a.eval)
             print(f"| {n} | {e} | {a.dim} | {a.dropout} | " + " | ".join(f"{t[k]:.4f}" for k in impls)
-                  + "".join(f" | {t['autograd'] / t[k]:.2f}" for k in ratios) + " |", flush=True)
+                  + "".join(f" | {t['autograd'] / t[k]:.2f}" for k in ratios) + " |"
+                  + (f" first compiled call (compilation): {t['compile_s']:.1f} s" if "compile_s" in t else ""), flush=True)
     import resource
 
     print(f"\npeak resident memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")

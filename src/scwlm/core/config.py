@@ -49,9 +49,9 @@ class WLMConfig:
         feed-forward matrix products, everything else in float32 — an option, see the tests'
         error bounds), ``compile_force`` (``"auto"``: ``torch.compile`` of the analytic force in
         training, on a CPU, where models x particles per set are at most
-        :data:`AUTO_COMPILE_ROWS` and the fit runs :data:`AUTO_COMPILE_MIN_ITER` iterations or more:
-        there it evaluates a training force with its backward pass about 1.8-2x faster than
-        eager execution, after a one-off compilation of 15-30 s (:meth:`compiles`); ``True``:
+        :data:`AUTO_COMPILE_ROWS` (512) and the fit runs :data:`AUTO_COMPILE_MIN_ITER` (1,000)
+        iterations or more: there it evaluates a training force with its backward pass up to
+        1.9x faster than eager execution, after a one-off compilation of 10-30 s (:meth:`compiles`); ``True``:
         always, ``False``: never. The same forces to rounding; without a working compiler it
         warns once and computes eagerly).
     ``physics`` — the mechanics and their discretisation
@@ -313,12 +313,13 @@ class WLMConfig:
 
         ``compile_force="auto"``: on a CPU, with ``force_impl`` ``"auto"`` or ``"analytic"``, where
         ``n_models * n_particles <= AUTO_COMPILE_ROWS`` and ``n_iter >= AUTO_COMPILE_MIN_ITER``.
-        There the training force is overhead-bound, and the compiled analytic force with its
-        backward pass took 0.56 (128 particles) and 0.51 (256) of autograd's time on 2 CPU
-        cores; with more rows the work is in the attention products, and the compiled force
-        was no faster than the eager analytic one (512 particles, or 3 models of 256), so it is
-        not compiled. A first compilation costs 15-30 s there, which a long fit repays
-        (docs/performance.md). ``True`` / ``False``: always / never.
+        There the training force is overhead-bound: with its backward pass, the compiled analytic
+        force took 0.56 of autograd's time on 128 particles, 0.53 on 256, 0.64 on 3 models of
+        128 and 0.94 of the eager analytic force's on 512 (2 CPU cores, ``python -m
+        benchmarks.force_kernels --impls autograd analytic compiled``). With more rows the work is
+        in the attention products, and the compiled force was no faster than the eager analytic
+        one (3 models of 256: 1.01x), so it is not compiled. A first compilation costs 10-30 s,
+        which a long fit repays (docs/performance.md). ``True`` / ``False``: always / never.
 
         Examples
         --------
@@ -471,7 +472,7 @@ AUTO_BATCH: dict[str, int] = {"cpu": 256, "cuda": 1024, "mps": 512}
 
 #: ``compile_force="auto"`` (:meth:`WLMConfig.compiles`): the most models x particles per set, and the
 #: fewest iterations, of a fit whose training force is compiled
-AUTO_COMPILE_ROWS, AUTO_COMPILE_MIN_ITER = 256, 1000
+AUTO_COMPILE_ROWS, AUTO_COMPILE_MIN_ITER = 512, 1000
 
 #: ``memory_budget_gb="auto"``: the share of a GPU's memory that the rollout's graph may keep
 AUTO_MEMORY_FRACTION = 0.125
