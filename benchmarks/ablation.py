@@ -326,6 +326,9 @@ arm("obs_ot_h5_lr1e-3", "first_ot", anchor="observed", horizon=5, lr=1e-3)
 arm("obs_ot_h10_lr1e-3", "first_ot", anchor="observed", horizon=10, lr=1e-3)
 arm("lr1e-3_ramp", lr=1e-3, horizon_ramp=2000)
 arm("quick_boids", lr=1e-3, particles_per_batch=100, horizon_ramp=300)  # the quick profile's Boids changes
+# quick_boids' three changes one at a time (which of them makes Boids learn?)
+arm("ramp300", horizon_ramp=300)
+arm("ppb100", particles_per_batch=100)
 # warm-started Sinkhorn duals (5 eps-steps per loss call instead of the full annealing): does W1 hold?
 arm("warm_duals", sinkhorn_warm_start=True)
 # every training day restarts with its own measured velocities, as the interpolation protocol's evaluation does

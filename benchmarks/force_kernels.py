@@ -104,15 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     impls = tuple(a.impls)
     ratios = [k for k in impls if k != "autograd"] if "autograd" in impls else []
     print(f"{'evaluation (no graph)' if a.eval else 'training (graph and backward pass)'}; median of {a.reps}\n")
+    extra = " | first compiled call (compilation) s" if "compiled" in impls else ""
     print("| particles | models | d | dropout | " + " | ".join(f"{k} s" for k in impls)
-          + "".join(f" | autograd / {k}" for k in ratios) + " |")
-    print("|---|---|---|---|" + "---|" * (len(impls) + len(ratios)))
+          + "".join(f" | autograd / {k}" for k in ratios) + extra + " |")
+    print("|---|---|---|---|" + "---|" * (len(impls) + len(ratios) + bool(extra)))
     for n in a.sizes:
         for e in a.models:
             t = measure(n, e, a.dim, a.dropout, a.reps, impls=impls, train=not a.eval)
             print(f"| {n} | {e} | {a.dim} | {a.dropout} | " + " | ".join(f"{t[k]:.4f}" for k in impls)
-                  + "".join(f" | {t['autograd'] / t[k]:.2f}" for k in ratios) + " |"
-                  + (f" first compiled call (compilation): {t['compile_s']:.1f} s" if "compile_s" in t else ""), flush=True)
+                  + "".join(f" | {t['autograd'] / t[k]:.2f}" for k in ratios)
+                  + (f" | {t['compile_s']:.1f}" if "compile_s" in t else "") + " |", flush=True)
     import resource
 
     print(f"\npeak resident memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")

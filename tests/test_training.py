@@ -543,3 +543,31 @@ def test_blur_scale_sets_the_heuristic_blur_in_proportion_and_an_explicit_blur_o
     quarter = scwlm.fit(snaps, times, blur_scale=0.25, **kw).info["blur"]
     assert quarter == pytest.approx(half / 2, rel=1e-12)
     assert scwlm.fit(snaps, times, blur=0.3, blur_scale=0.25, **kw).info["blur"] == 0.3
+
+
+def test_auto_horizon_ramp_grows_the_horizon_of_long_time_courses_only(monkeypatch):
+    # long rollouts of an untrained network go astray: "auto" ramps the largest horizon of a time
+    # course of more than ten intervals over the first 15 % of the fit, and leaves short ones alone
+    import scwlm.core.trainer as trainer
+
+    caps = []
+    original = trainer.RolloutLoss.horizon_cap
+
+    def spy(self, it, e, start=0):
+        caps.append((it, e, original(self, it, e, start)))
+        return caps[-1][2]
+
+    monkeypatch.setattr(trainer.RolloutLoss, "horizon_cap", spy)
+    rng = np.random.default_rng(0)
+    long_ = ([rng.normal(size=(10, 2)) + 0.1 * t for t in range(13)], [float(t) for t in range(13)])  # 12 intervals
+    short = ([rng.normal(size=(10, 2)) + 0.1 * t for t in range(5)], [float(t) for t in range(5)])
+    m = scwlm.fit(*long_, n_iter=20, warm_start=0, **TINY)
+    assert m.info["horizon_ramp"] == [3]  # 15 % of 20 iterations
+    assert [c for _, _, c in caps[:4]] == [4, 8, 12, 12]  # ceil(12 (it + 1) / 3)
+    caps.clear()
+    ens = scwlm.fit_many([(*long_, None), (*short, None)], n_iter=20, warm_start=0, **TINY)
+    assert ens[0].info["horizon_ramp"] == [3, 0]
+    assert [c for it, e, c in caps if e == 1] == [4] * 20  # the short course is never ramped
+    assert WLMConfig.paper().horizon_ramp == 0 and WLMConfig(horizon_ramp=7).ramp_iterations(20, 12) == 7
+    with pytest.raises(ValueError, match="horizon_ramp"):
+        WLMConfig(horizon_ramp="fast")

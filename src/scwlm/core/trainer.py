@@ -316,8 +316,13 @@ class RolloutLoss:
         diameters: Sequence[float],
         subset_generators: Sequence[torch.Generator] | None = None,
         compile_force: bool = False,
+        ramps: Sequence[int] | None = None,
     ) -> None:
         self.cfg, self.net, self.friction, self.data, self.divergence = cfg, network, friction, data, divergence
+        #: iterations over which each model's largest horizon grows (``horizon_ramp``; "auto" is
+        #: resolved by ``train`` for the main fit, per model, and means no ramp elsewhere)
+        fixed = cfg.horizon_ramp if cfg.horizon_ramp != "auto" else 0
+        self.ramps = list(ramps) if ramps is not None else [fixed] * len(generators)
         #: the compiled analytic training force (:mod:`scwlm.core.compile`), or None: eager
         self.compiled = compiled_forces(network, "analytic", precision=cfg.precision) if compile_force else None
         self.gens, self.dev_gens = list(generators), list(device_generators)
@@ -336,8 +341,8 @@ class RolloutLoss:
         kmax = self.data.n_intervals[e] - start
         if self.cfg.horizon is not None:
             kmax = min(kmax, self.cfg.horizon)
-        if self.cfg.horizon_ramp:
-            kmax = max(1, int(math.ceil(kmax * min(1.0, (it + 1) / self.cfg.horizon_ramp))))
+        if self.ramps[e]:
+            kmax = max(1, int(math.ceil(kmax * min(1.0, (it + 1) / self.ramps[e]))))
         return kmax
 
     def __call__(self, it: int) -> Tensor:
@@ -994,11 +999,11 @@ def train(
         torch.Generator().manual_seed(int(t.seed) * 1_000_003 + int(data_rank)) for t in tasks
     ]
 
-    def make_loss(potential, compile_force: bool = False) -> RolloutLoss:
+    def make_loss(potential, compile_force: bool = False, ramps: Sequence[int] | None = None) -> RolloutLoss:
         return RolloutLoss(
             cfg, potential, state.friction, data, divergence, generators=state.generators,
             device_generators=state.device_generators, blurs=blurs, diameters=diameters,
-            subset_generators=subset_generators, compile_force=compile_force,
+            subset_generators=subset_generators, compile_force=compile_force, ramps=ramps,
         )
 
     n_warm = cfg.warm_start_iterations(n_iter)
@@ -1008,7 +1013,9 @@ def train(
     largest = max(int(pts.shape[0]) for e in range(len(tasks)) for pts in data.points[e])
     batch = cfg.batch_size(device)
     compile_force = cfg.compiles(min(largest, batch or largest), len(tasks), n_iter, device)
-    loss = make_loss(state.network, compile_force)
+    # each model's horizon ramp from its own time course (an ensemble member ramps as when fitted alone)
+    info["horizon_ramp"] = [cfg.ramp_iterations(n_iter, k) for k in data.n_intervals]
+    loss = make_loss(state.network, compile_force, info["horizon_ramp"])
     if compile_force:
         info["compile"] = "torch.compile of the analytic force: not called"
     sync_every = _sync_interval(device, cfg)
