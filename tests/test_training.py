@@ -562,11 +562,11 @@ def test_auto_horizon_ramp_grows_the_horizon_of_long_time_courses_only(monkeypat
     long_ = ([rng.normal(size=(10, 2)) + 0.1 * t for t in range(13)], [float(t) for t in range(13)])  # 12 intervals
     short = ([rng.normal(size=(10, 2)) + 0.1 * t for t in range(5)], [float(t) for t in range(5)])
     m = scwlm.fit(*long_, n_iter=20, warm_start=0, **TINY)
-    assert m.info["horizon_ramp"] == [3]  # 15 % of 20 iterations
+    assert m.info["horizon_ramp"] == 3  # 15 % of 20 iterations
     assert [c for _, _, c in caps[:4]] == [4, 8, 12, 12]  # ceil(12 (it + 1) / 3)
     caps.clear()
     ens = scwlm.fit_many([(*long_, None), (*short, None)], n_iter=20, warm_start=0, **TINY)
-    assert ens[0].info["horizon_ramp"] == [3, 0]
+    assert (ens[0].info["horizon_ramp"], ens[1].info["horizon_ramp"]) == (3, 0)
     assert [c for it, e, c in caps if e == 1] == [4] * 20  # the short course is never ramped
     assert WLMConfig.paper().horizon_ramp == 0 and WLMConfig(horizon_ramp=7).ramp_iterations(20, 12) == 7
     with pytest.raises(ValueError, match="horizon_ramp"):
