@@ -414,10 +414,11 @@ over the first 300 iterations) gave a training-time W1 of 0.890 and a forecast o
 of up to 49 steps by an untrained network go astray, and their loss teaches it little. Since
 f9045a6 the default `horizon_ramp="auto"` ramps over the first 15 % of the fit every time course of
 more than ten training intervals (Boids; none of the other experiments, whose fits are unchanged
-bit for bit). With it (d598c75): **forecast 2.278 / 1.634 for seeds 0 / 1 (mean 1.956), below
-carry-forward (2.469) for both, training-time W1 0.927 / 0.709**, in 1,063 / 1,495 s of training.
-The target of 1.5 and the 600 s budget are missed; seed 1's time is inflated, as the test suite
-ran beside it for 8 minutes, and seed 0's (1,063 s) is the clean figure. Seed 2 was still running when this page was written. The
+bit for bit). With it (d598c75): **forecast 2.278 / 1.634 / 1.618 for seeds 0 / 1 / 2 (mean
+1.843), below carry-forward (2.469) for every seed, training-time W1 0.927 / 0.709 / 0.677**, in
+1,063 / 1,495 / 1,373 s of training. The target of 1.5 and the 600 s budget are missed. The times
+of seeds 1 and 2 are inflated, as the test suite and CI ran beside them for 8 and 7 minutes;
+seed 0's 1,063 s is the clean figure. The
 quick profile's recipe (`quick_boids`: lr 1e-3, 100 birds per snapshot, the same ramp over 300 of
 600 iterations) reached 1.739 in 401-481 s: on Boids, within the budget, its larger step does
 better than the defaults' 2,000 iterations at lr 1e-4. A ten times larger peak step with a cosine
