@@ -247,9 +247,10 @@ class Mechanics:
         net = result.evaluation_network().select(index)
         info = dict(result.info)
         info["seed"] = info.pop("seeds")[index]
-        for key in ("blur", "diameter", "dt", "step", "horizon_ramp"):  # one value per model
-            if key in info:
-                info[key] = info[key][index]
+        for key in ("blur", "diameter", "dt", "step"):  # one value per model
+            info[key] = info[key][index]
+        if "horizon_ramp" in info:  # one value per model (set by train; results built by hand may lack it)
+            info["horizon_ramp"] = info["horizon_ramp"][index]
         if "warm_start" in info:  # this model's warm-start losses and decision
             info["warm_start"] = {k: v[index] for k, v in info["warm_start"].items()}
         info.update(extra_info or {})

@@ -50,7 +50,7 @@ from .snapshots import Snapshots
 
 __all__ = [
     "Task", "TrainResult", "TrainingDivergedError", "train", "integration_schedule", "infer_dt", "grid_step",
-    "TrainingData", "RolloutLoss", "TrainingState", "Monitor", "MAX_TRAINING_STEPS",
+    "TrainingData", "RolloutLoss", "TrainingState", "Monitor", "MAX_TRAINING_STEPS", "compiles_training_force",
 ]
 
 _CHECKPOINT_FORMAT = 1
@@ -476,6 +476,17 @@ class RolloutLoss:
             return raw(xin, t, masks)
 
         return force
+
+
+def compiles_training_force(cfg: WLMConfig, tasks: Sequence[Task], n_iter: int, device: torch.device | str) -> bool:
+    """Whether :func:`train` of ``tasks`` for ``n_iter`` iterations compiles its force (:meth:`WLMConfig.compiles`).
+
+    The sets a training force sees are minibatches, or whole snapshots where they are smaller:
+    the rule is applied to the largest of them.
+    """
+    largest = max(int(pts.shape[0]) for t in tasks for pts in t.snapshots.points)
+    batch = cfg.batch_size(device)
+    return cfg.compiles(min(largest, batch or largest), len(tasks), n_iter, device)
 
 
 # ---------------------------------------------------------------------------- Algorithm 1, lines 4-5
@@ -1009,15 +1020,10 @@ def train(
     n_warm = cfg.warm_start_iterations(n_iter)
     if n_warm and state.iteration == 0:  # damped linear mechanics first
         info["warm_start"] = state.warm_start(make_loss, n_warm, reduce_gradients)
-    # the largest set a training force sees: a minibatch, or the largest snapshot
-    largest = max(int(pts.shape[0]) for e in range(len(tasks)) for pts in data.points[e])
-    batch = cfg.batch_size(device)
-    compile_force = cfg.compiles(min(largest, batch or largest), len(tasks), n_iter, device)
+    compile_force = compiles_training_force(cfg, tasks, n_iter, device)
     # each model's horizon ramp from its own time course (an ensemble member ramps as when fitted alone)
     info["horizon_ramp"] = [cfg.ramp_iterations(n_iter, k) for k in data.n_intervals]
     loss = make_loss(state.network, compile_force, info["horizon_ramp"])
-    if compile_force:
-        info["compile"] = "torch.compile of the analytic force: not called"
     sync_every = _sync_interval(device, cfg)
     def current() -> TrainResult:
         return state.result(info)
@@ -1045,6 +1051,6 @@ def train(
     finally:
         monitor.close()
     if loss.compiled is not None:
-        info["compile"] = loss.compiled.note or info["compile"]
+        info["compile"] = loss.compiled.note or "torch.compile of the analytic force: not called"
         info["compile_seconds"] = loss.compiled.compile_seconds
     return state.result(info)
