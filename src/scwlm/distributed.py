@@ -615,7 +615,7 @@ def _run(
     else:
         _, world, local, local_world = _rank_env(dict(os.environ))
         _rank_device(device, world, local, local_world)
-    ppb = cfg.batch_size(device)
+    ppb = _trainer.training_batch(cfg, tasks, device)
     sizes = {int(p.shape[0]) for s in snaps_list for p in s.points}
     if mode == "ensemble":
         blocks = split_members(len(tasks), world)
@@ -646,6 +646,8 @@ def _run(
         my_tasks = [tasks[i] for i in mine]
         if cfg.checkpoint_path is not None:
             run_cfg = run_cfg.replace(checkpoint_path=_rank_path(cfg.checkpoint_path, rank))
+        if cfg.particles_per_batch == "auto":  # sized for the whole ensemble, as in one process
+            run_cfg = run_cfg.replace(particles_per_batch=ppb)
         try:
             result = _trainer.train(my_tasks, run_cfg, n_iter=n_iter, device=dev, resume=_rank_path(resume, rank))
             payload = [m.to_state() for m in _wrap(result, my_tasks, [snaps_list[i] for i in mine], cfg,
@@ -681,7 +683,7 @@ def _run(
         for e, s in enumerate(states):
             s["history"] = dict(s["history"], loss=mean_loss[:, e].copy())
             meta = json.loads(s["meta"])
-            meta["info"]["data_parallel"] = {"world_size": world, "particles_per_rank": cfg.batch_size(device)}
+            meta["info"]["data_parallel"] = {"world_size": world, "particles_per_rank": ppb}
             s["meta"] = json.dumps(meta)
 
     mechs = _from_states(states, cfg, dev)

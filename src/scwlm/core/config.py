@@ -87,8 +87,10 @@ class WLMConfig:
         untrained network go astray, short ones first teach it the local dynamics; see
         :meth:`ramp_iterations`),
         ``particles_per_batch`` (``"auto"``: :data:`AUTO_BATCH` particles of every snapshot on a CPU,
-        more on a GPU, so an iteration costs the same however many cells there are; ``None`` = all
-        points, as in the paper), ``ema`` (0.999; ``None`` disables),
+        more on a GPU, so an iteration costs the same however many cells there are, and fewer where
+        a training rollout takes more than :data:`AUTO_BATCH_STEPS` integrator steps on average,
+        so that it also costs about the same however long the time course is; see
+        :meth:`batch_size`; ``None`` = all points, as in the paper), ``ema`` (0.999; ``None`` disables),
         ``ema_warmup`` (use ``min(ema, (1+i)/(10+i))`` at iteration ``i``, which only matters for
         short runs), ``grad_clip`` (per-model norm; ``None`` = off), ``rollout_grad``
         (``"detached"``: positions are detached before every force evaluation, as in the authors'
@@ -364,18 +366,32 @@ class WLMConfig:
             and n_models * n_particles <= AUTO_COMPILE_ROWS and n_iter >= AUTO_COMPILE_MIN_ITER
         )
 
-    def batch_size(self, device: Any = "cpu") -> int | None:
+    def batch_size(self, device: Any = "cpu", rollout_steps: float | None = None) -> int | None:
         """Particles per snapshot and iteration on ``device`` (``None``: all of them).
+
+        ``particles_per_batch="auto"``: :data:`AUTO_BATCH` of the device type, scaled by
+        ``AUTO_BATCH_STEPS / rollout_steps`` where ``rollout_steps`` -- the mean number of
+        integrator steps of a training rollout over the horizons it draws -- exceeds
+        :data:`AUTO_BATCH_STEPS` (rounded, at least :data:`AUTO_BATCH_MIN`). An iteration then
+        costs about as much on a long time course as on a short one: Boids (49 training intervals,
+        25 steps on average) trains on 102 birds per snapshot, the other experiments keep 256. On
+        Boids, 256 birds took 1,063 s for the default 2,000 iterations on 2 CPU cores, against a
+        budget of 600 s (docs/benchmarks.md). A number or ``None`` is used as given.
 
         Examples
         --------
         >>> WLMConfig().batch_size("cpu"), WLMConfig().batch_size("cuda"), WLMConfig.paper().batch_size()
         (256, 1024, None)
+        >>> WLMConfig().batch_size("cpu", rollout_steps=5.5), WLMConfig().batch_size("cpu", rollout_steps=25)
+        (256, 102)
         """
         if self.particles_per_batch != "auto":
             return self.particles_per_batch
         kind = _device_kind(device)
-        return AUTO_BATCH.get(kind, AUTO_BATCH["cpu"])
+        batch = AUTO_BATCH.get(kind, AUTO_BATCH["cpu"])
+        if rollout_steps is not None and rollout_steps > AUTO_BATCH_STEPS:
+            batch = max(AUTO_BATCH_MIN, int(round(batch * AUTO_BATCH_STEPS / rollout_steps)))
+        return batch
 
     def memory_budget(self, device: Any = "cpu") -> int:
         """Bytes the rollout may keep for the backward pass on ``device`` before steps are checkpointed.
@@ -497,6 +513,9 @@ WARM_START_PER_ITER, WARM_START_MAX = 3, 600
 
 #: particles per snapshot and iteration of ``particles_per_batch="auto"``, by device type
 AUTO_BATCH: dict[str, int] = {"cpu": 256, "cuda": 1024, "mps": 512}
+#: ``particles_per_batch="auto"`` (:meth:`WLMConfig.batch_size`): the mean integrator steps of a
+#: training rollout above which fewer particles are drawn per snapshot, and the fewest drawn
+AUTO_BATCH_STEPS, AUTO_BATCH_MIN = 10, 64
 
 #: ``horizon_ramp="auto"`` (:meth:`WLMConfig.ramp_iterations`): the share of the main fit's iterations
 #: over which the largest horizon grows, and the most training intervals that are not ramped

@@ -51,6 +51,7 @@ from .snapshots import Snapshots
 __all__ = [
     "Task", "TrainResult", "TrainingDivergedError", "train", "integration_schedule", "infer_dt", "grid_step",
     "TrainingData", "RolloutLoss", "TrainingState", "Monitor", "MAX_TRAINING_STEPS", "compiles_training_force",
+    "mean_rollout_steps", "training_batch",
 ]
 
 _CHECKPOINT_FORMAT = 1
@@ -154,6 +155,43 @@ def _count_steps(times: Tensor, h: float) -> int:
     return int(torch.clamp(torch.ceil(gaps - 1e-6 * torch.clamp(gaps, min=1.0)), min=1).sum())
 
 
+def mean_rollout_steps(index: Sequence[int], cfg: WLMConfig) -> float:
+    """Mean integrator steps of a training rollout from the first snapshot, over the horizons it draws.
+
+    ``index`` is the step index of every training snapshot (:func:`integration_schedule`). The
+    horizon is uniform on 1..K_max (K_max capped by ``horizon``), or K_max with ``fixed_horizon``;
+    a horizon ramp only shortens the first rollouts and is not counted. This sizes
+    ``particles_per_batch="auto"`` (:meth:`WLMConfig.batch_size`).
+
+    Examples
+    --------
+    >>> from scwlm import WLMConfig
+    >>> mean_rollout_steps([0, 1, 2, 3], WLMConfig()), mean_rollout_steps([0, 2, 4], WLMConfig(fixed_horizon=True))
+    (2.0, 4.0)
+    """
+    kmax = len(index) - 1
+    if cfg.horizon is not None:
+        kmax = min(kmax, cfg.horizon)
+    if kmax < 1:
+        return 0.0
+    if cfg.fixed_horizon:
+        return float(index[kmax] - index[0])
+    return float(np.mean([index[k] - index[0] for k in range(1, kmax + 1)]))
+
+
+def training_batch(cfg: WLMConfig, tasks: Sequence["Task"], device: torch.device | str) -> int | None:
+    """Particles per snapshot and iteration of :func:`train` on ``tasks`` (one number for all models).
+
+    :meth:`WLMConfig.batch_size` for the longest mean training rollout of the tasks
+    (:func:`mean_rollout_steps`), so that every member of an ensemble draws the same number.
+    """
+    steps = max(
+        mean_rollout_steps(integration_schedule(t.snapshots.times, grid_step(t, cfg) / cfg.substeps)[1], cfg)
+        for t in tasks
+    )
+    return cfg.batch_size(device, steps)
+
+
 class TrainingData:
     """Device copies of every task's training snapshots and velocities, and its integration schedule.
 
@@ -188,6 +226,8 @@ class TrainingData:
         self.steps = [s for s, _ in sched]
         self.index = [i for _, i in sched]
         self.n_intervals = [len(t.snapshots) - 1 for t in tasks]
+        #: each model's mean integrator steps per training rollout (sizes particles_per_batch="auto")
+        self.rollout_steps = [mean_rollout_steps(i, cfg) for i in self.index]
 
 
 def _fingerprint(tasks: Sequence[Task]) -> str:
@@ -327,7 +367,7 @@ class RolloutLoss:
         self.compiled = compiled_forces(network, "analytic", precision=cfg.precision) if compile_force else None
         self.gens, self.dev_gens = list(generators), list(device_generators)
         self.subset_gens = None if subset_generators is None else list(subset_generators)
-        self.batch = cfg.batch_size(next(network.parameters()).device)
+        self.batch = cfg.batch_size(next(network.parameters()).device, max(data.rollout_steps))
         self.E = len(self.gens)
         self.blurs, self.diameters = list(blurs), list(diameters)
         p0 = next(network.parameters())
@@ -485,7 +525,7 @@ def compiles_training_force(cfg: WLMConfig, tasks: Sequence[Task], n_iter: int, 
     the rule is applied to the largest of them.
     """
     largest = max(int(pts.shape[0]) for t in tasks for pts in t.snapshots.points)
-    batch = cfg.batch_size(device)
+    batch = training_batch(cfg, tasks, device)
     return cfg.compiles(min(largest, batch or largest), len(tasks), n_iter, device)
 
 
@@ -1024,6 +1064,7 @@ def train(
     # each model's horizon ramp from its own time course (an ensemble member ramps as when fitted alone)
     info["horizon_ramp"] = [cfg.ramp_iterations(n_iter, k) for k in data.n_intervals]
     loss = make_loss(state.network, compile_force, info["horizon_ramp"])
+    info["particles_per_batch"] = loss.batch  # particles_per_batch="auto" resolved for these tasks and device
     sync_every = _sync_interval(device, cfg)
     def current() -> TrainResult:
         return state.result(info)
