@@ -571,3 +571,40 @@ def test_auto_horizon_ramp_grows_the_horizon_of_long_time_courses_only(monkeypat
     assert WLMConfig.paper().horizon_ramp == 0 and WLMConfig(horizon_ramp=7).ramp_iterations(20, 12) == 7
     with pytest.raises(ValueError, match="horizon_ramp"):
         WLMConfig(horizon_ramp="fast")
+
+
+def test_auto_particles_per_batch_shrinks_with_the_mean_rollout_length(monkeypatch):
+    # an iteration should cost about the same however long the time course: "auto" draws fewer
+    # particles per snapshot where a training rollout takes more than ten steps on average
+    from scwlm.core.config import AUTO_BATCH, AUTO_BATCH_MIN, AUTO_BATCH_STEPS
+    from scwlm.core.trainer import mean_rollout_steps
+
+    drawn = []
+    original = RolloutLoss._subset
+
+    def spy(self, e, size, n):
+        drawn.append(n)
+        return original(self, e, size, n)
+
+    monkeypatch.setattr(RolloutLoss, "_subset", spy)
+    rng = np.random.default_rng(0)
+
+    def course(k):
+        return [rng.normal(size=(300, 2)) + 0.1 * t for t in range(k + 1)], [float(t) for t in range(k + 1)]
+
+    long_, short = course(30), course(4)
+    kw = dict(n_iter=2, warm_start=0, compile_force=False, **TINY)
+    assert mean_rollout_steps(list(range(31)), WLMConfig()) == 15.5  # horizons 1..30, one step each
+    expected = round(AUTO_BATCH["cpu"] * AUTO_BATCH_STEPS / 15.5)
+    assert scwlm.fit(*long_, **kw).info["particles_per_batch"] == expected == 165
+    assert set(drawn) == {165}
+    assert scwlm.fit(*short, **kw).info["particles_per_batch"] == AUTO_BATCH["cpu"]  # 2.5 steps: unchanged
+    # a finer grid means more steps per rollout: dt=0.2 gives 5 per interval, 12.5 on average
+    assert scwlm.fit(*short, dt=0.2, **kw).info["particles_per_batch"] == round(256 * 10 / 12.5)
+    # an ensemble draws one number for all members: the size of its longest mean rollout
+    ens = scwlm.fit_many([(*long_, None), (*short, None)], **kw)
+    assert [m.info["particles_per_batch"] for m in ens] == [165, 165]
+    # never below the floor; a number or None is used as given
+    assert WLMConfig().batch_size("cpu", rollout_steps=10_000) == AUTO_BATCH_MIN
+    assert scwlm.fit(*long_, particles_per_batch=50, **kw).info["particles_per_batch"] == 50
+    assert WLMConfig.paper().batch_size("cpu", rollout_steps=25) is None
