@@ -368,8 +368,7 @@ settings that describe the data or the physics are given (`BUDGET` in `benchmark
 and `scwlm.fit`'s default iteration count; its report checks the targets and a budget of 600 s of
 training per model on 2 CPU cores.
 
-Budget records exist for the two vortex experiments and EB (seeds 0, 1 and 2 each) and for Boids
-(seed 0; below). Machine
+Budget records exist for the two vortex experiments, EB and Boids (seeds 0, 1 and 2 each; below). Machine
 speed varies between instances of this machine kind, and the wall-clock check compares seconds
 across runs. The small vortex and EB records of 2026-12-02 and 2026-12-03 come from AMD EPYC
 instances, one of which ran the test suite in 366 s (about 90 s on the calibration machine). The
@@ -399,12 +398,21 @@ cheap iterations in a full run, so this overstates its share):
 | Boids | 110 s | about 5,500 s | 600 s |
 
 Boids trains on 50 snapshots with horizons drawn up to 49 intervals: an iteration rolls out about
-25 steps on average. GF-SDE's figure was an overestimate: measured on a quiet instance, its
+25 steps on average. Its figure predates the compiled training force and the smaller minibatch
+of long time courses: a full default fit now takes about 400 s (below). GF-SDE's figure was an overestimate: measured on a quiet instance, its
 learnable-friction models take 318 s each (next paragraph).
 
-**Boids with the defaults, at full size** (2026-12-07, AMD EPYC instance whose test suite took
-201 s when quiet; `python -m benchmarks.reproduce --experiment boids --profile budget --seeds 0 1 2`;
-one fit takes 17-25 minutes). Without a horizon ramp (commit 768f482, seed 0): 2,000 iterations in
+**Boids with the defaults, at full size** (2026-12-07, AMD EPYC instances whose test suite took
+163-201 s when quiet; `python -m benchmarks.reproduce --experiment boids --profile budget --seeds 0 1 2`).
+The records in the table below are those of commit b73a330 (06:10-06:33, nothing else running):
+**forecast 1.723 / 1.713 / 1.592 for seeds 0 / 1 / 2 (mean 1.676), in 423 / 387 / 421 s of
+training, within the 600 s budget**; training-time W1 0.830 / 0.741 / 0.698. Since b73a330
+`particles_per_batch="auto"` draws fewer particles per snapshot where a training rollout takes
+more than ten integrator steps on average (`WLMConfig.batch_size`): Boids' horizons of 1 to 49
+intervals take 25 steps on average, so it draws 256 x 10 / 25 = 102 birds per snapshot instead of
+256, and its iteration costs about as much as one of a short time course; every other experiment
+(mean rollouts of 2.5-5.5 steps) keeps 256 and is unchanged. The target of 1.5 is missed by 0.18.
+How the defaults got there, one fit of 17-25 minutes each before b73a330: without a horizon ramp (commit 768f482, seed 0): 2,000 iterations in
 1,205 s of training with the compiled training force (`compile_force="auto"` compiles this single
 model's force on its minibatch of 256 birds). Its forecast W1 was **3.220, worse than carrying the
 last snapshot forward (2.469)**, and its training-time W1 2.721: those defaults did not fit Boids.
@@ -416,14 +424,16 @@ f9045a6 the default `horizon_ramp="auto"` ramps over the first 15 % of the fit e
 more than ten training intervals (Boids; none of the other experiments, whose fits are unchanged
 bit for bit). With it (d598c75): **forecast 2.278 / 1.634 / 1.618 for seeds 0 / 1 / 2 (mean
 1.843), below carry-forward (2.469) for every seed, training-time W1 0.927 / 0.709 / 0.677**, in
-1,063 / 1,495 / 1,373 s of training. The target of 1.5 and the 600 s budget are missed. The times
-of seeds 1 and 2 are inflated, as the test suite and CI ran beside them for 8 and 7 minutes;
-seed 0's 1,063 s is the clean figure. The
+1,063 / 1,495 / 1,373 s of training, twice the budget (the times of seeds 1 and 2 are inflated,
+as the test suite and CI ran beside them for 8 and 7 minutes; seed 0's 1,063 s is the clean
+figure). The minibatch of 102 birds then took the fits into the budget and lowered the forecast
+from 1.843 to 1.676 in the mean (seed 0 from 2.278 to 1.723; seeds 1 and 2 from 1.634 / 1.618
+to 1.713 / 1.592): the same 2,000 iterations on fewer birds per snapshot learn as well or better
+here, at 2.5x less time per iteration. The
 quick profile's recipe (`quick_boids`: lr 1e-3, 100 birds per snapshot, the same ramp over 300 of
-600 iterations) reached 1.739 in 401-481 s: on Boids, within the budget, its larger step does
-better than the defaults' 2,000 iterations at lr 1e-4. A ten times larger peak step with a cosine
-schedule did not help the vortices or EB (`cos1e-3` below); the Boids arms `lr1e-3` and `ppb100`
-(the other two changes alone) were stopped unfinished this time, for want of time.
+600 iterations) reached 1.739 in 401-481 s, and the defaults now do better (1.676) in about the
+same time. A ten times larger peak step with a cosine
+schedule did not help the vortices or EB (`cos1e-3` below).
 
 For GF-SDE the nearest measurement is the learnable-friction half of the experiment (its ten
 models, the ablation system `gf_sde`, below) with the defaults at the default 2,000 iterations, seed
@@ -443,11 +453,12 @@ is nearly exact; the paper's own Bohachevsky figures (0.049 / 0.091) do not beat
 iterations (seeds 0, 1, 2; the defaults of ac62491, which are those of 244919c) the same models gave
 0.341 (paired 0.337, unpaired 0.345), 5 / 7 / 4 of ten below carry-forward, in 60-75 s per model.
 
-The best Boids recipe measured within 600 s per model is not the defaults. It is the ablation arm
+The best Boids recipe measured within 600 s per model is now the defaults (1.676, above). The
+runner-up is the ablation arm
 `quick_boids`, the quick profile's Boids changes: lr 1e-3, 100 particles per snapshot, the largest
 horizon ramped up over 300 iterations, and 600 iterations. Its forecast W1 was 1.751 / 1.697 /
 1.770 for seeds 0 / 1 / 2 (mean 1.739), in 401–481 s per model. Carry-forward gives 2.469 and the
-target is 1.5, so it beats the baseline and misses the target by 0.24. The command was
+target is 1.5, so both beat the baseline and miss the target. The command was
 `python -m benchmarks.ablation --systems boids --arms quick_boids --seeds 0 1 2 --n-iter 600`, on
 2026-12-03 at commit 80fedc1; the records are in the ablation table below. One remark on the model:
 WLM's force on a particle depends on the positions only, as the gradient of a population
