@@ -615,7 +615,7 @@ def _run(
     else:
         _, world, local, local_world = _rank_env(dict(os.environ))
         _rank_device(device, world, local, local_world)
-    ppb = _trainer.training_batch(cfg, tasks, device)
+    ppb = _trainer.training_batch(cfg, _trainer.step_indices(tasks, cfg), device)
     sizes = {int(p.shape[0]) for s in snaps_list for p in s.points}
     if mode == "ensemble":
         blocks = split_members(len(tasks), world)

@@ -51,7 +51,7 @@ from .snapshots import Snapshots
 __all__ = [
     "Task", "TrainResult", "TrainingDivergedError", "train", "integration_schedule", "infer_dt", "grid_step",
     "TrainingData", "RolloutLoss", "TrainingState", "Monitor", "MAX_TRAINING_STEPS", "compiles_training_force",
-    "mean_rollout_steps", "training_batch",
+    "mean_rollout_steps", "step_indices", "training_batch",
 ]
 
 _CHECKPOINT_FORMAT = 1
@@ -179,17 +179,19 @@ def mean_rollout_steps(index: Sequence[int], cfg: WLMConfig) -> float:
     return float(np.mean([index[k] - index[0] for k in range(1, kmax + 1)]))
 
 
-def training_batch(cfg: WLMConfig, tasks: Sequence["Task"], device: torch.device | str) -> int | None:
-    """Particles per snapshot and iteration of :func:`train` on ``tasks`` (one number for all models).
+def step_indices(tasks: Sequence["Task"], cfg: WLMConfig) -> list[list[int]]:
+    """The step index of every training snapshot of every task (``TrainingData.index``, without the data)."""
+    return [integration_schedule(t.snapshots.times, grid_step(t, cfg) / cfg.substeps)[1] for t in tasks]
 
-    :meth:`WLMConfig.batch_size` for the longest mean training rollout of the tasks
-    (:func:`mean_rollout_steps`), so that every member of an ensemble draws the same number.
+
+def training_batch(cfg: WLMConfig, indices: Sequence[Sequence[int]], device: torch.device | str) -> int | None:
+    """Particles per snapshot and iteration of :func:`train` (one number for all models).
+
+    :meth:`WLMConfig.batch_size` for the longest mean training rollout (:func:`mean_rollout_steps`)
+    of the models whose snapshots' step indices are ``indices`` (``TrainingData.index`` or
+    :func:`step_indices`), so that every member of an ensemble draws the same number.
     """
-    steps = max(
-        mean_rollout_steps(integration_schedule(t.snapshots.times, grid_step(t, cfg) / cfg.substeps)[1], cfg)
-        for t in tasks
-    )
-    return cfg.batch_size(device, steps)
+    return cfg.batch_size(device, max(mean_rollout_steps(i, cfg) for i in indices))
 
 
 class TrainingData:
@@ -226,8 +228,6 @@ class TrainingData:
         self.steps = [s for s, _ in sched]
         self.index = [i for _, i in sched]
         self.n_intervals = [len(t.snapshots) - 1 for t in tasks]
-        #: each model's mean integrator steps per training rollout (sizes particles_per_batch="auto")
-        self.rollout_steps = [mean_rollout_steps(i, cfg) for i in self.index]
 
 
 def _fingerprint(tasks: Sequence[Task]) -> str:
@@ -367,7 +367,7 @@ class RolloutLoss:
         self.compiled = compiled_forces(network, "analytic", precision=cfg.precision) if compile_force else None
         self.gens, self.dev_gens = list(generators), list(device_generators)
         self.subset_gens = None if subset_generators is None else list(subset_generators)
-        self.batch = cfg.batch_size(next(network.parameters()).device, max(data.rollout_steps))
+        self.batch = training_batch(cfg, data.index, next(network.parameters()).device)
         self.E = len(self.gens)
         self.blurs, self.diameters = list(blurs), list(diameters)
         p0 = next(network.parameters())
@@ -525,7 +525,7 @@ def compiles_training_force(cfg: WLMConfig, tasks: Sequence[Task], n_iter: int, 
     the rule is applied to the largest of them.
     """
     largest = max(int(pts.shape[0]) for t in tasks for pts in t.snapshots.points)
-    batch = training_batch(cfg, tasks, device)
+    batch = training_batch(cfg, step_indices(tasks, cfg), device)
     return cfg.compiles(min(largest, batch or largest), len(tasks), n_iter, device)
 
 
