@@ -705,8 +705,9 @@ benchmarks.ablation --systems vortex_big --arms defaults --seeds 0 1 2 --n-iter 
 before the compiled force, so not the same run), from t10 0.054 / 0.082 / 0.078 (0.071) against
 0.077. The higher rate is the first lever that moves Boids and EB, the two underfitted experiments,
 but it nearly doubles the big vortex's error from t0 (learned γ 0.21 / 0.19 / 0.26 against 0.41 /
-0.20 / 0.24): **not adopted**. Left open: a higher rate only for the network's deeper layers, or for long time courses,
-would be a rule fitted to these two experiments, and the oscillator and harmonic well were not run.
+0.20 / 0.24): **not adopted**. Not tried: a higher rate only for long time courses, which would
+be a rule fitted to these two experiments. The oscillator and the harmonic well were not run with
+it.
 
 """
 
