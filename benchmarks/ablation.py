@@ -6,11 +6,14 @@ Usage
 
     python -m benchmarks.ablation --systems harmonic oscillator --arms paper recipe --seeds 0 1 2 --n-iter 400
     python -m benchmarks.ablation report            # Markdown table of benchmarks/results/ablation.jsonl
+    python -m benchmarks.ablation --systems eb --arms defaults --eval-substeps 1 10   # also score with 1 and 10 steps
 
 Each run appends one JSON line (system, arm, seed, settings, W1 metrics, baselines, friction,
 wall time, machine) to ``benchmarks/results/ablation.jsonl``. Systems are small versions of the
 harness' experiments (see :mod:`benchmarks.experiments`) plus a damped oscillator released from
-rest; the baselines are computed on the same data in the same run.
+rest; the baselines are computed on the same data in the same run. ``--eval-substeps K ...`` scores
+every trained model once more for each ``K`` integrator steps per time-grid step (records:
+``metrics_substeps``), so evaluation integrators are compared on the same models.
 """
 
 from __future__ import annotations
@@ -54,6 +57,29 @@ def _train_velocities(mode: str, snaps, times, vels):
     return None if vels is None else [vels[0]] + [None] * (len(snaps) - 1)
 
 
+#: evaluation integrator steps per time-grid step to score every trained model with, besides the
+#: model's own ``eval_substeps`` (``--eval-substeps``; the records' ``metrics_substeps`` field)
+EXTRA_EVAL_SUBSTEPS: list[int] = []
+
+
+def _other_substeps(score: Callable[[int | None], dict], kw: dict) -> dict:
+    """``{"metrics_substeps": {k: score(k)}}`` for the extra evaluation substeps (none: ``{}``)."""
+    own = kw.get("eval_substeps", 5)
+    extra = {str(k): score(k) for k in EXTRA_EVAL_SUBSTEPS if k != own}
+    return {"metrics_substeps": extra} if extra else {}
+
+
+def _restart_scores(cases, s, t, substeps: int | None) -> dict:
+    """W1 of every held-out snapshot ``h`` predicted from snapshot ``h - 1`` (``cases``: name, model, h,
+    restart velocities), and their ``"mean"``; ``substeps=None``: the model's own evaluation step."""
+    out = {}
+    for name, mech, h, v_start in cases:
+        pred = mech.rollout(s[h - 1], v_start, t0=float(t[h - 1]), times=[float(t[h])], substeps=substeps)[0]
+        out[name] = wasserstein1(pred, s[h])
+    out["mean"] = float(np.mean(list(out.values())))
+    return out
+
+
 # ----------------------------------------------------------------------------- systems
 def forecast_system(ds, n_train: int, *, fixed_friction: float | None = None, extra: dict | None = None):
     s, t, v = ds
@@ -65,20 +91,25 @@ def forecast_system(ds, n_train: int, *, fixed_friction: float | None = None, ex
         mech = scwlm.fit(s[:n_train], t[:n_train], tv, friction=fr, n_iter=n_iter, random_state=seed, **kw)
         wall = time.perf_counter() - t0
         v0 = None if tv is None else tv[0]
-        pred = mech.rollout(s[0], v0, t0=float(t[0]), times=t[1:])
-        w1 = [wasserstein1(pred[i - 1], s[i]) for i in range(1, len(s))]
         fut = list(range(n_train, len(s)))
         last = n_train - 1
-        out = {"forecast": float(np.mean([w1[i - 1] for i in fut])), "train": float(np.mean(w1[: n_train - 1]))}
+
+        def score(substeps: int | None) -> dict:
+            pred = mech.rollout(s[0], v0, t0=float(t[0]), times=t[1:], substeps=substeps)
+            w1 = [wasserstein1(pred[i - 1], s[i]) for i in range(1, len(s))]
+            out = {"forecast": float(np.mean([w1[i - 1] for i in fut])), "train": float(np.mean(w1[: n_train - 1]))}
+            if v is not None and v[last] is not None and len(fut) == 1 and tv is not None:
+                from_last = mech.rollout(s[last], v[last], t0=float(t[last]), times=[float(t[-1])], substeps=substeps)[0]
+                out["from_last"] = wasserstein1(from_last, s[-1])
+            return out
+
+        out = score(None)
         base = {"carry_forward": float(np.mean([wasserstein1(s[last], s[i]) for i in fut]))}
         if v is not None and v[last] is not None:
             base["constant_velocity"] = float(np.mean(
                 [wasserstein1(constant_velocity(s[last], v[last], t[i] - t[last]), s[i]) for i in fut]))
-            if len(fut) == 1 and tv is not None:
-                from_last = mech.rollout(s[last], v[last], t0=float(t[last]), times=[float(t[-1])])[0]
-                out["from_last"] = wasserstein1(from_last, s[-1])
         return {"metrics": out, "baselines": base, "friction": mech.friction, "wall_s": wall,
-                "warm_start": mech.info.get("warm_start")}
+                "warm_start": mech.info.get("warm_start"), **_other_substeps(score, kw)}
 
     return run
 
@@ -103,18 +134,20 @@ def interp_system(ds, holdouts: list[int]):
         t0 = time.perf_counter()
         ens = scwlm.fit_many(tasks, random_state=seed, n_iter=n_iter, **kw)
         wall = time.perf_counter() - t0
-        out, base = {}, {}
-        for mech, h, v_start in zip(ens, holdouts, restarts):
-            pred = mech.rollout(s[h - 1], v_start, t0=float(t[h - 1]), times=[float(t[h])])[0]
-            out[f"h{h}"] = wasserstein1(pred, s[h])
+        cases = [(f"h{h}", mech, h, v_start) for mech, h, v_start in zip(ens, holdouts, restarts)]
+
+        def score(substeps: int | None) -> dict:
+            return _restart_scores(cases, s, t, substeps)
+
+        out, base = score(None), {}
+        for h in holdouts:
             pts, wts = mccann_interpolation(s[h - 1], s[h + 1], (t[h] - t[h - 1]) / (t[h + 1] - t[h - 1]))
             base[f"mccann_h{h}"] = wasserstein1(pts, s[h], x_weights=wts)
             base[f"previous_h{h}"] = wasserstein1(s[h - 1], s[h])
-        out["mean"] = float(np.mean([out[f"h{h}"] for h in holdouts]))
         base["mccann_mean"] = float(np.mean([base[f"mccann_h{h}"] for h in holdouts]))
         base["previous_mean"] = float(np.mean([base[f"previous_h{h}"] for h in holdouts]))
         return {"metrics": out, "baselines": base, "friction": float(np.mean(ens.frictions)), "wall_s": wall / len(ens),
-                "warm_start": ens[0].info.get("warm_start")}
+                "warm_start": ens[0].info.get("warm_start"), **_other_substeps(score, kw)}
 
     return run
 
@@ -132,17 +165,19 @@ def vortex_interp_system():
         t0 = time.perf_counter()
         mech = scwlm.fit(ss, tt, tv, n_iter=n_iter, random_state=seed, **kw)
         wall = time.perf_counter() - t0
-        out, base = {}, {}
+        cases = [(f"t{h + 1}", mech, h, tv[train.index(h - 1)] if spec["velocities"] == "ot" else v[h - 1])
+                 for h in holdout]
+
+        def score(substeps: int | None) -> dict:
+            return _restart_scores(cases, s, t, substeps)
+
+        out, base = score(None), {}
         for h in holdout:
-            v_start = tv[train.index(h - 1)] if spec["velocities"] == "ot" else v[h - 1]
-            pred = mech.rollout(s[h - 1], v_start, t0=float(t[h - 1]), times=[float(t[h])])[0]
-            out[f"t{h + 1}"] = wasserstein1(pred, s[h])
             pts, wts = mccann_interpolation(s[h - 1], s[h + 1], 0.5)
             base[f"mccann_t{h + 1}"] = wasserstein1(pts, s[h], x_weights=wts)
-        out["mean"] = float(np.mean([out[f"t{h + 1}"] for h in holdout]))
         base["mccann_mean"] = float(np.mean([base[f"mccann_t{h + 1}"] for h in holdout]))
         return {"metrics": out, "baselines": base, "friction": mech.friction, "wall_s": wall,
-                "warm_start": mech.info.get("warm_start")}
+                "warm_start": mech.info.get("warm_start"), **_other_substeps(score, kw)}
 
     return run
 
@@ -237,7 +272,10 @@ def main(argv=None) -> int:
     ap.add_argument("--set", nargs="*", default=[], help="extra key=value engine settings for every arm")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--tag", default="")
+    ap.add_argument("--eval-substeps", nargs="*", type=int, default=[],
+                    help="also score every model with these integrator steps per time-grid step (records: metrics_substeps)")
     args = ap.parse_args(argv)
+    EXTRA_EVAL_SUBSTEPS[:] = args.eval_substeps
     if args.command == "report":
         print(report(args.results))
         return 0
@@ -266,6 +304,9 @@ def main(argv=None) -> int:
                 b = ", ".join(f"{k}={v:.3f}" for k, v in rec["baselines"].items() if "mean" in k or "_h" not in k)
                 print(f"[ablation] {sys_name} {arm_name} seed={seed} it={args.n_iter}: {m} | {b} | "
                       f"gamma={rec['friction']:.3f} wall={rec['wall_s']:.0f}s", flush=True)
+                for k, ms in rec.get("metrics_substeps", {}).items():
+                    print(f"[ablation]   scored with {k} substep(s): " + ", ".join(f"{a}={v:.3f}" for a, v in ms.items()),
+                          flush=True)
     return 0
 
 

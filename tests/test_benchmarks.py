@@ -297,6 +297,23 @@ def test_ablation_gf_sde_system_scores_all_ten_models_against_carry_forward():
         gf_sde_system(n=30)(ARMS["obs_all"], 0, 1, TINY)
 
 
+def test_ablation_scores_one_trained_model_with_other_evaluation_substeps(monkeypatch):
+    import benchmarks.ablation as ab
+    from scwlm import datasets as D
+
+    ds = D.harmonic_well(n=30, random_state=0)
+    run = ab.forecast_system(ds, ds.meta["n_train"])
+    kw = {**TINY, "warm_start": 0}
+    monkeypatch.setattr(ab, "EXTRA_EVAL_SUBSTEPS", [1, 5])  # 5 is the model's own: scored once, as "metrics"
+    rec = run(ab.ARMS["defaults"], 0, 2, kw)
+    assert set(rec["metrics_substeps"]) == {"1"} and set(rec["metrics_substeps"]["1"]) == set(rec["metrics"])
+    assert rec["metrics_substeps"]["1"]["forecast"] != rec["metrics"]["forecast"]  # another integrator, another W1
+    # the same model scored with its own step again gives its own metrics
+    monkeypatch.setattr(ab, "EXTRA_EVAL_SUBSTEPS", [1])
+    again = run(ab.ARMS["defaults"], 0, 2, {**kw, "eval_substeps": 1})
+    assert "metrics_substeps" not in again and again["metrics"] == pytest.approx(rec["metrics_substeps"]["1"])
+
+
 def test_speed_decides_compile_auto_as_for_a_long_fit(monkeypatch):
     # the timed fit is a few iterations, but the row must show what a real fit of these settings
     # computes: compile_force="auto" compiles a single model's force on 111 particles
