@@ -30,6 +30,7 @@ import numpy as np
 import scwlm
 from scwlm import datasets as D
 from scwlm.core.baselines import constant_velocity, mccann_interpolation
+from scwlm.core.config import WLMConfig
 from scwlm.core.metrics import mean_se, wasserstein1
 from scwlm.core.velocities import ot_velocities
 
@@ -64,7 +65,7 @@ EXTRA_EVAL_SUBSTEPS: list[int] = []
 
 def _other_substeps(score: Callable[[int | None], dict], kw: dict) -> dict:
     """``{"metrics_substeps": {k: score(k)}}`` for the extra evaluation substeps (none: ``{}``)."""
-    own = kw.get("eval_substeps", 5)
+    own = kw.get("eval_substeps", WLMConfig().eval_substeps)
     extra = {str(k): score(k) for k in EXTRA_EVAL_SUBSTEPS if k != own}
     return {"metrics_substeps": extra} if extra else {}
 
