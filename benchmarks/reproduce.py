@@ -722,8 +722,8 @@ alone, the lr 3e-4 fits partly beside the test suite, so only the W1 values coun
 The lr 3e-4 rows above came from another instance. Records of one instance do not carry to another
 on this system: the defaults at 500 iterations, the same code, give 0.401 / 0.649 / 0.451 from t0
 here (`evalsub` rows below, and seed 0 again, 0.401, in a repeat run) against 0.755 / 0.524 / 0.451
-on the instance of the `head` rows. The small vortex, EB and Boids repeat those rows to the printed
-digit. The records now note the CPU capability (`cpu_capability` in `machine`) for that reason.
+on the instance of the `head` rows. The small vortex and EB repeat those rows, and the oscillator,
+the harmonic well and Boids seed 0 (1.723) their older `defaults` records, to the printed digit. The records now note the CPU capability (`cpu_capability` in `machine`) for that reason.
 
 | big vortex, 2,000 iterations, this instance | defaults (`head2000`), seeds 0 / 1 / 2 | mean | lr 3e-4 (`lr3e-4_avx2`) | mean |
 |---|---|---|---|---|
