@@ -386,6 +386,11 @@ arm("cos1e-3", lr=1e-3, lr_schedule="cosine", lr_warmup=100)  # a 10x higher pea
 # "fr_auto_1start" (reproduce at 70dd52c with --arms fr_auto), and the small-vortex and GF-SDE ones of d2409fc,
 # where a rejected model started at 1 / dt, "fr_auto_d2409fc" (reproduce at d2409fc with --arms defaults)
 arm("fr1", friction_init=1.0)
+# optimal-transport velocities toward the next training snapshot at every snapshot (the restart before a holdout
+# too: toward the day after it, so an untrained force-free model is McCann's interpolation), with the library's
+# defaults otherwise; rollouts from the first snapshot only, or restarted at every one (as the evaluation is)
+arm("ot_first", "ot")
+arm("ot_obs", "ot", anchor="observed")
 arm("autograd_force", force_impl="autograd")  # the default force implementation until 3cdc444
 arm("analytic_force", force_impl="analytic")  # the row-blocked kernels at every set size (the default of 3cdc444)
 
