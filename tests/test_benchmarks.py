@@ -148,6 +148,23 @@ def test_speed_worker_times_the_authors_code():
 TINY_NET = {"hidden": 16, "ffn": 16, "heads": 1, "blocks": 1, "compile_force": False}
 
 
+def test_flops_counts_the_products_and_exponentials_of_one_iteration():
+    from benchmarks import flops
+    import torch
+
+    with flops.counter() as c:
+        torch.bmm(torch.ones(3, 4, 5), torch.ones(3, 5, 6))
+        torch.ones(10, 7).exp_()
+        torch.ones(4, 9).logsumexp(-1)
+    assert c.products["aten.bmm"] == 2 * 3 * 4 * 5 * 6 and c.exponentials["aten.exp_"] == 70
+    assert c.exponentials["aten.logsumexp"] == 36
+    narrow = flops.count_ours("oceans_small_interp", TINY_NET)
+    wide = flops.count_ours("oceans_small_interp", {**TINY_NET, "hidden": 32})
+    assert 0 < narrow["products"] < wide["products"] and narrow["exponentials"] > 0
+    assert narrow["products"] == sum(narrow["products_by_op"].values())
+    assert "| oceans_small_interp |" in flops.table([narrow, wide], "c")
+
+
 def test_speed_variants_parse_and_apply_in_process():
     assert speed.parse_variant("analytic+bf16")["config"] == {"force_impl": "analytic"}
     assert speed.parse_variant("compile")["config"] == {"compile_force": True}
