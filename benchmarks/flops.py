@@ -29,11 +29,12 @@ import collections
 import contextlib
 import datetime as _dt
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-#: operators whose output elements are counted as exponentials
+#: operators counted as exponentials (their output elements; for ``logsumexp``, its input's)
 EXP_OPS = ("exp", "exp_", "exp2", "exp2_", "_softmax", "logsumexp")
 
 
@@ -122,17 +123,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workloads", nargs="+", default=["oceans_small_interp", "eb_like", "boids_k10"], choices=list(speed.WORKLOADS))
     ap.add_argument("--authors-src", default=None, help="a local copy of github.com/guanton/WLM (never committed)")
-    ap.add_argument("--options", nargs="*", default=[], help="key=value WLMConfig overrides for ours (JSON values)")
+    ap.add_argument("--options", default=None, help="WLMConfig overrides for ours, a JSON object (as benchmarks.speed --options)")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args(argv)
-    extra = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in a.options)}
+    extra = json.loads(a.options or "{}")
     results = []
     for name in a.workloads:
         with contextlib.redirect_stdout(sys.stderr):
             results.append(count_ours(name, extra))
             if a.authors_src:
                 results.append(count_authors(name, a.authors_src))
-    command = "python -m benchmarks.flops " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m benchmarks.flops " + shlex.join(sys.argv[1:] if argv is None else argv)
     text = table(results, command)
     print(f"Counted {_dt.datetime.now():%Y-%m-%d %H:%M}.\n" + text)
     if a.json:
