@@ -87,6 +87,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "nocompile": dict(config={"compile_force": False}),
     "compile-cg": dict(config={"force_impl": "analytic", "compile_force": False}, levers={"compile": {"mode": "reduce-overhead"}}),
     "geomloss": dict(config={"sinkhorn_backend": "geomloss"}),
+    "recompute": dict(config={"keep_attention_weights": False}),  # attention weights recomputed in the backward pass
+    "keep": dict(config={"keep_attention_weights": True}),
     "nockpt": dict(config={"checkpoint_steps": False}),
     "ckpt": dict(config={"checkpoint_steps": True}),
     "mem1": dict(config={"memory_budget_gb": 1.0}),
@@ -136,15 +138,21 @@ def _install_levers(levers: dict[str, Any]) -> dict[str, Any]:
     import torch.utils.checkpoint as ckpt
 
     saved = (trainer.SinkhornDivergence, trainer.SetPotential, trainer.saved_tensor_bytes, ckpt.checkpoint,
-             potential.FUSED_ATTENTION)
+             potential.FUSED_ATTENTION, trainer.RolloutLoss.keeps_weights)
 
     def restore() -> None:
         (trainer.SinkhornDivergence, trainer.SetPotential, trainer.saved_tensor_bytes, ckpt.checkpoint,
-         potential.FUSED_ATTENTION) = saved
+         potential.FUSED_ATTENTION, trainer.RolloutLoss.keeps_weights) = saved
 
     potential.FUSED_ATTENTION = levers.get("fused_attention", potential.FUSED_ATTENTION)
 
-    stats: dict[str, Any] = {"steps": [], "compiled": [], "kept_bytes": [], "checkpointed": 0, "restore": restore}
+    stats: dict[str, Any] = {"steps": [], "compiled": [], "kept_bytes": [], "checkpointed": 0, "keeps": [],
+                             "restore": restore}
+
+    def counted_keeps(self, *args, **kwargs):  # whether a force evaluation keeps its attention weights
+        keep = saved[5](self, *args, **kwargs)
+        stats["keeps"].append(bool(keep))
+        return keep
 
     def counted_bytes(*args, **kwargs):  # the measured graph of a force evaluation (checkpoint_steps="auto")
         out, n = saved[2](*args, **kwargs)
@@ -156,6 +164,7 @@ def _install_levers(levers: dict[str, Any]) -> dict[str, Any]:
         return saved[3](*args, **kwargs)
 
     trainer.saved_tensor_bytes, ckpt.checkpoint = counted_bytes, counted_checkpoint
+    trainer.RolloutLoss.keeps_weights = counted_keeps
 
     class BenchDivergence(SinkhornDivergence):
         def __init__(self, *args, **kwargs):
@@ -176,7 +185,8 @@ def _install_levers(levers: dict[str, Any]) -> dict[str, Any]:
         return stats
 
     class BenchPotential(SetPotential):
-        def forces(self, x, t=None, *, masks=None, create_graph=False, impl="autograd", precision="float32"):
+        def forces(self, x, t=None, *, masks=None, create_graph=False, impl="autograd", precision="float32",
+                   keep_weights=False):
             prec = lever_precision or precision
             if compile_opts is not None:
                 fn = self.__dict__.get("_bench_compiled")
@@ -185,7 +195,8 @@ def _install_levers(levers: dict[str, Any]) -> dict[str, Any]:
                     self.__dict__["_bench_compiled"] = fn
                     stats["compiled"].append(fn)
                 return fn(x, t, masks=masks, create_graph=create_graph)
-            return super().forces(x, t, masks=masks, create_graph=create_graph, impl=impl, precision=prec)
+            return super().forces(x, t, masks=masks, create_graph=create_graph, impl=impl, precision=prec,
+                                  keep_weights=keep_weights)
 
     trainer.SetPotential = BenchPotential
     return stats
@@ -298,6 +309,11 @@ def run_ours(name: str, iters: int, warmup: int, device: str, extra: dict, ensem
     # step checkpointing: the measured graph of one force evaluation, and checkpointed evaluations per iteration
     res["kept_mb_per_step"] = stats["kept_bytes"][0] / 2**20 if stats["kept_bytes"] else None
     res["checkpointed_per_iter"] = stats["checkpointed"] / max(1, len(stats["steps"]))
+    # the attention weights kept for the backward pass (keep_attention_weights): the share of force
+    # evaluations that kept them, and their measured bytes per evaluation ("auto" measures both graphs)
+    res["weights_kept"] = float(np.mean(stats["keeps"])) if stats["keeps"] else None
+    if len(stats["kept_bytes"]) >= 2:
+        res["kept_weights_mb_per_step"] = (stats["kept_bytes"][1] - stats["kept_bytes"][0]) / 2**20
     if variant is not None:
         res["variant"] = variant
         res["levers"] = spec["levers"]
@@ -566,7 +582,8 @@ def _variant_table(results: list[dict], machine: dict) -> str:
         "Only ratios within one run are comparable. ε-steps: Sinkhorn ε-scaling iterations per loss call "
         "(timed iterations; the first call in parentheses when it differs). Kept graph: the bytes autograd keeps for one force "
         "evaluation, measured (`checkpoint_steps=\"auto\"`), and the evaluations per iteration recomputed in the backward "
-        "pass (step checkpointing).", "",
+        "pass (step checkpointing); \"weights kept\": the attention kernels kept their soft-max weights for the backward "
+        "pass (`keep_attention_weights`), measured bytes added per evaluation.", "",
         "| workload | impl | variant | device | iters | median s/iter | min | max | peak memory (GB) | kept graph MB / step; checkpointed / iter | ε-steps / loss call | "
         "vs ours fp32, same run | authors' code, same run | speed-up vs authors, same run | authors' code, reported (H200 / 2-core CPU) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -599,6 +616,10 @@ def _variant_table(results: list[dict], machine: dict) -> str:
         kept = r.get("kept_mb_per_step")
         kept_txt = "–" if "checkpointed_per_iter" not in r else (
             ("–" if kept is None else f"{kept:.0f}") + f"; {r['checkpointed_per_iter']:.1f}")
+        if r.get("weights_kept"):  # attention weights kept by (the share of) the force evaluations
+            w_mb = r.get("kept_weights_mb_per_step")
+            kept_txt += "; weights kept" + ("" if w_mb is None else f" (+{w_mb:.0f} MB / step)") + (
+                "" if r["weights_kept"] == 1 else f" in {100 * r['weights_kept']:.0f} %")
         if r["impl"] == "authors":
             vs_base = same = speed = "–"
         else:

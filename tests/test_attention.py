@@ -7,12 +7,12 @@ import scwlm.core.attention as attn
 from scwlm.core.attention import attention, attention_grad, rows_per_block
 
 
-def _inputs(B=3, N=7, dh=4, seed=0, mask=False):
+def _inputs(B=3, N=7, dh=4, seed=0, mask=False, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
-    q, k, v, d = (torch.randn(B, N, dh, generator=g, dtype=torch.float64) for _ in range(4))
+    q, k, v, d = (torch.randn(B, N, dh, generator=g, dtype=dtype) for _ in range(4))
     m = None
     if mask:  # a scaled dropout mask with p = 0.25
-        m = (torch.rand(B, N, N, generator=g, dtype=torch.float64) < 0.75).double() / 0.75
+        m = (torch.rand(B, N, N, generator=g, dtype=dtype) < 0.75).to(dtype) / 0.75
     return q, k, v, d, m
 
 
@@ -85,3 +85,29 @@ def test_rows_per_block_keeps_a_slice_near_the_budget():
     assert rows_per_block(4, 1000, 1000) * 4 * 1000 <= attn.BLOCK_ELEMENTS
     assert rows_per_block(4000, 1000, 1000) == 1
     assert rows_per_block(1, 10, 10) == 10
+
+
+@pytest.mark.parametrize("mask", [False, True], ids=["no dropout", "dropout"])
+def test_kept_weights_change_no_bit_of_the_values_or_the_gradients(blocked, mask):
+    """Keeping the soft-max weights for the backward passes instead of recomputing them is a
+    memory trade-off only: forward values and the training gradient are identical to the bit."""
+    q, k, v, d, m = _inputs(mask=mask, seed=3, dtype=torch.float32)
+    cot = [torch.randn_like(q) for _ in range(4)]
+    runs = []
+    for keep in (False, True):
+        leaves = [x.clone().requires_grad_() for x in (q, k, v, d)]
+        w = attn.new_weights(leaves[0], leaves[1]) if keep else None
+        o, lse = attention(*leaves[:3], m, w)
+        outs = (o, *attention_grad(*leaves[:3], o, leaves[3], lse, m, w))
+        grads = torch.autograd.grad(sum((y * c).sum() for y, c in zip(outs, cot)), leaves)
+        runs.append([y.detach() for y in outs] + list(grads))
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)
+    # the buffer holds the soft-max weights, block after block of rows
+    w = attn.new_weights(q, k)
+    attention(q, k, v, m, w)
+    P = torch.softmax(q @ k.transpose(1, 2), -1)
+    r = rows_per_block(*q.shape[:2], k.shape[1])
+    blocks = [P[:, i:i + r].reshape(-1) for i in range(0, q.shape[1], r)]
+    assert torch.allclose(w, torch.cat(blocks), atol=1e-6)
+    assert attn.weights_bytes(*q.shape[:2], k.shape[1]) == w.numel() * 4

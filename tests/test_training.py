@@ -608,3 +608,30 @@ def test_auto_particles_per_batch_shrinks_with_the_mean_rollout_length(monkeypat
     assert WLMConfig().batch_size("cpu", rollout_steps=10_000) == AUTO_BATCH_MIN
     assert scwlm.fit(*long_, particles_per_batch=50, **kw).info["particles_per_batch"] == 50
     assert WLMConfig.paper().batch_size("cpu", rollout_steps=25) is None
+
+
+def test_kept_attention_weights_follow_the_measured_budget_and_change_no_bit(drifting):
+    """``keep_attention_weights="auto"`` keeps the analytic force's soft-max weights where the
+    rollout's measured graph with them fits the budget; the fit is the same to the bit either way."""
+    snaps, times = drifting
+    s = as_snapshots(snaps, times)
+    cfg = WLMConfig(**TINY, force_impl="analytic", dropout=0.1, warm_start=0, memory_budget_gb=1.0)
+    fits = {keep: scwlm.fit(snaps, times, n_iter=3, **{**TINY, "force_impl": "analytic", "dropout": 0.1, "warm_start": 0,
+                                                        "keep_attention_weights": keep})
+            for keep in (False, True, "auto")}
+    for keep in (True, "auto"):
+        assert np.array_equal(fits[False].history["loss"], fits[keep].history["loss"])
+        assert np.array_equal(fits[False].rollout(snaps[0], t0=0.0, times=[2.0]), fits[keep].rollout(snaps[0], t0=0.0, times=[2.0]))
+    res = train([Task(s, seed=0)], cfg, n_iter=1)
+    loss = RolloutLoss(cfg, res.network, res.friction, *_ctx_args(s, cfg)[:2], **_ctx_args(s, cfg)[2])
+    loss(0)
+    ((n, plain),), ((_, kept),) = loss.step_bytes.items(), loss.kept_step_bytes.items()
+    # one (heads, n, n) float32 buffer of weights per attention block and evaluation
+    assert kept - plain == cfg.blocks * cfg.heads * n * n * 4
+    # room for the graphs of three evaluations with their weights and of four without them
+    loss.memory_budget = max(3 * kept, 4 * plain)
+    assert loss.keeps_weights(n, 3) and not loss.keeps_weights(n, 4) and not loss.checkpointed(n, 4)
+    loss.memory_budget = plain  # checkpointed: one evaluation's graph at a time, with its weights
+    assert loss.checkpointed(n, 4) and loss.keeps_weights(n, 4)
+    with pytest.raises(ValueError, match="keep_attention_weights"):
+        WLMConfig(keep_attention_weights="yes")

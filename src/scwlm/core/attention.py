@@ -10,8 +10,13 @@ temporaries, the largest share of a training iteration on a CPU.
 
 The two :class:`torch.autograd.Function` objects here compute the same quantities block by block
 over the query rows, so that every ``N x N`` intermediate lives only as a cache-sized
-``(B, r, N)`` slice, and keep nothing of size ``N x N`` for the backward pass (only the row
-log-sum-exp of the scores; the soft-max weights are recomputed there, as flash attention does).
+``(B, r, N)`` slice, and by default keep nothing of size ``N x N`` for the backward pass (only the
+row log-sum-exp of the scores; the soft-max weights are recomputed there, as flash attention does).
+Where memory allows, the caller may instead hand :func:`attention` a buffer (:func:`new_weights`)
+that receives the soft-max weights :math:`P` once; :func:`attention_grad` and both backward passes
+then read them instead of recomputing them, three products :math:`QK^\top` and three
+exponentiations fewer per layer and force evaluation in training. The kept weights are computed
+with the recomputation's own formula, so the results are bit for bit those without the buffer.
 With ``Q`` the scaled queries, ``M`` an optional dropout mask of the attention weights (already
 scaled), :math:`P = \mathrm{softmax}(QK^\top)` by rows and :math:`\tilde P = P \circ M`:
 
@@ -37,7 +42,7 @@ from torch.autograd.function import once_differentiable
 
 from ._exponentials import LN2, LOG2E
 
-__all__ = ["attention", "attention_grad", "rows_per_block"]
+__all__ = ["attention", "attention_grad", "new_weights", "rows_per_block", "weights_bytes"]
 
 #: elements of one ``(B, r, N)`` slice of an ``N x N`` intermediate on a CPU (256 k floats = 1 MB
 #: in float32: a slice stays in the core's cache between the operations on it)
@@ -68,6 +73,37 @@ def _blocks(n: int, r: int):
     return ((i, min(i + r, n)) for i in range(0, n, r))
 
 
+def new_weights(q: Tensor, k: Tensor) -> Tensor:
+    """An uninitialised buffer for the soft-max weights of :func:`attention` of ``q`` and ``k``.
+
+    The ``(B, N, M)`` weights are stored block after block of query rows (each block a contiguous
+    ``(B, r, M)`` array), not row-major: the layout only the kernels here read.
+
+    Examples
+    --------
+    >>> import torch
+    >>> new_weights(torch.zeros(4, 10, 2), torch.zeros(4, 12, 2)).shape
+    torch.Size([480])
+    """
+    return q.new_empty(q.shape[0] * q.shape[1] * k.shape[1])
+
+
+def weights_bytes(batch: int, n_rows: int, n_cols: int, dtype: torch.dtype = torch.float32) -> int:
+    """Bytes of one :func:`new_weights` buffer.
+
+    Examples
+    --------
+    >>> weights_bytes(4, 1000, 1000)
+    16000000
+    """
+    return batch * n_rows * n_cols * torch.empty(0, dtype=dtype).element_size()
+
+
+def _block(weights: Tensor, B: int, i: int, j: int, n_cols: int) -> Tensor:
+    """Rows ``i:j`` of the kept weights, a contiguous ``(B, j - i, n_cols)`` view of the buffer."""
+    return weights[B * i * n_cols : B * j * n_cols].view(B, j - i, n_cols)
+
+
 def _probabilities(q2: Tensor, kt: Tensor, lse2: Tensor) -> Tensor:
     """Soft-max weights ``exp(q k^T - lse)`` of a block of rows, as ``2^(q2 k^T - lse2)`` with
     ``q2 = q log2(e)`` and ``lse2 = lse log2(e)`` (``(B, r, 1)``; see :mod:`scwlm.core._exponentials`)."""
@@ -76,23 +112,31 @@ def _probabilities(q2: Tensor, kt: Tensor, lse2: Tensor) -> Tensor:
 
 class _Attention(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None):
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, weights: Tensor | None):
         B, N, _ = q.shape
+        M = k.shape[1]
         out = torch.empty_like(v, memory_format=torch.contiguous_format)
         lse = torch.empty(B, N, 1, dtype=q.dtype, device=q.device)
         kt = k.transpose(1, 2)
         q2 = q * LOG2E  # scores in base 2: exp(s) = 2^(s log2(e))
-        for i, j in _blocks(N, rows_per_block(B, N, k.shape[1], q.device)):
-            s = torch.bmm(q2[:, i:j], kt)
-            m = s.amax(-1, keepdim=True)
-            p = s.sub_(m).exp2_()
+        for i, j in _blocks(N, rows_per_block(B, N, M, q.device)):
+            if weights is None:
+                s = torch.bmm(q2[:, i:j], kt)
+                m = s.amax(-1, keepdim=True)
+                p = s.sub_(m).exp2_()
+            else:  # the scores stay in the buffer for the kept weights below
+                s = torch.bmm(q2[:, i:j], kt, out=_block(weights, B, i, j, M))
+                m = s.amax(-1, keepdim=True)
+                p = (s - m).exp2_()
             z = p.sum(-1, keepdim=True)
-            torch.add(m, z.log2(), out=lse[:, i:j]).mul_(LN2)
+            lse_i = torch.add(m, z.log2(), out=lse[:, i:j]).mul_(LN2)
             p.div_(z)
             if mask is not None:
                 p.mul_(mask[:, i:j])
             torch.bmm(p, v, out=out[:, i:j])
-        ctx.save_for_backward(q, k, v, mask, out, lse)
+            if weights is not None:  # P as the backward passes would recompute it (_probabilities)
+                s.sub_(lse_i * LOG2E).exp2_()
+        ctx.save_for_backward(q, k, v, mask, out, lse, weights)
         ctx.mark_non_differentiable(lse)
         return out, lse
 
@@ -100,20 +144,21 @@ class _Attention(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, g_out: Tensor, _g_lse: Tensor | None):
         # the backward pass of a layer is its gradient, with the upstream gradient as D
-        q, k, v, mask, out, lse = ctx.saved_tensors
-        return (*_attention_grad(q, k, v, out, g_out.contiguous(), lse, mask), None)
+        q, k, v, mask, out, lse, weights = ctx.saved_tensors
+        return (*_attention_grad(q, k, v, out, g_out.contiguous(), lse, mask, weights), None, None)
 
 
-def _attention_grad(q, k, v, o, d, lse, mask) -> tuple[Tensor, Tensor, Tensor]:
+def _attention_grad(q, k, v, o, d, lse, mask, weights) -> tuple[Tensor, Tensor, Tensor]:
     r""":math:`TK`, :math:`T^\top Q`, :math:`\tilde P^\top D` by blocks of rows (``d`` contiguous)."""
     B, N, _ = q.shape
+    M = k.shape[1]
     gq = torch.empty_like(q, memory_format=torch.contiguous_format)
     gk, gv = torch.zeros_like(k), torch.zeros_like(v)
     # rowsum(P o G) = rowsum(D o O), because O = (P o M) V
     delta = (d * o).sum(-1, keepdim=True)
     vt, kt, q2, lse2 = v.transpose(1, 2), k.transpose(1, 2), q * LOG2E, lse * LOG2E
-    for i, j in _blocks(N, rows_per_block(B, N, k.shape[1], q.device)):
-        p = _probabilities(q2[:, i:j], kt, lse2[:, i:j])
+    for i, j in _blocks(N, rows_per_block(B, N, M, q.device)):
+        p = _probabilities(q2[:, i:j], kt, lse2[:, i:j]) if weights is None else _block(weights, B, i, j, M)
         pd = p * mask[:, i:j] if mask is not None else p
         gv += torch.bmm(pd.transpose(1, 2), d[:, i:j])
         g = torch.bmm(d[:, i:j], vt)
@@ -127,10 +172,11 @@ def _attention_grad(q, k, v, o, d, lse, mask) -> tuple[Tensor, Tensor, Tensor]:
 
 class _AttentionGrad(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, o: Tensor, d: Tensor, lse: Tensor, mask: Tensor | None):
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, o: Tensor, d: Tensor, lse: Tensor, mask: Tensor | None,
+                weights: Tensor | None):
         d = d.contiguous()
-        ctx.save_for_backward(q, k, v, o, d, lse, mask)
-        return _attention_grad(q, k, v, o, d, lse, mask)
+        ctx.save_for_backward(q, k, v, o, d, lse, mask, weights)
+        return _attention_grad(q, k, v, o, d, lse, mask, weights)
 
     @staticmethod
     @once_differentiable
@@ -138,7 +184,7 @@ class _AttentionGrad(torch.autograd.Function):
         return _attention_grad_backward(*ctx.saved_tensors, a_q, a_k, a_v)
 
 
-def _attention_grad_backward(q, k, v, o, d, lse, mask, a_q, a_k, a_v):
+def _attention_grad_backward(q, k, v, o, d, lse, mask, weights, a_q, a_k, a_v):
     r"""Vector-Jacobian product of :class:`_AttentionGrad`.
 
     With upstream gradients :math:`\bar A, \bar B, \bar C` of the outputs :math:`A = TK`,
@@ -153,6 +199,7 @@ def _attention_grad_backward(q, k, v, o, d, lse, mask, a_q, a_k, a_v):
       :math:`\bar V = \bar G^\top D`, :math:`\bar D = \tilde P \bar C + \bar\delta \circ O + \bar G V`.
     """
     B, N, _ = q.shape
+    M = k.shape[1]
     a_q, a_k, a_v = a_q.contiguous(), a_k.contiguous(), a_v.contiguous()
     gq = torch.empty_like(q, memory_format=torch.contiguous_format)
     gd = torch.empty_like(d)
@@ -161,9 +208,10 @@ def _attention_grad_backward(q, k, v, o, d, lse, mask, a_q, a_k, a_v):
     delta = (d * o).sum(-1, keepdim=True)
     kt, vt, a_kt, a_vt = k.transpose(1, 2), v.transpose(1, 2), a_k.transpose(1, 2), a_v.transpose(1, 2)
     q2, lse2 = q * LOG2E, lse * LOG2E
-    for i, j in _blocks(N, rows_per_block(B, N, k.shape[1], q.device)):
+    for i, j in _blocks(N, rows_per_block(B, N, M, q.device)):
         qi, di, mi = q[:, i:j], d[:, i:j], (mask[:, i:j] if mask is not None else None)
-        p = _probabilities(q2[:, i:j], kt, lse2[:, i:j])
+        kept = weights is not None
+        p = _block(weights, B, i, j, M) if kept else _probabilities(q2[:, i:j], kt, lse2[:, i:j])
         gm = torch.bmm(di, vt)  # D V^T, before the mask
         g = gm * mi if mi is not None else gm
         g_minus = g.sub_(delta[:, i:j])  # G - delta (in place: G itself is not needed again)
@@ -183,14 +231,16 @@ def _attention_grad_backward(q, k, v, o, d, lse, mask, a_q, a_k, a_v):
         torch.baddbmm(torch.bmm(t, a_k), sbar, k, out=gq[:, i:j])
         gk += torch.bmm(t.transpose(1, 2), a_q[:, i:j]) + torch.bmm(sbar.transpose(1, 2), qi)
         gv += torch.bmm(gbar.transpose(1, 2), di)
-        pd = p.mul_(mi) if mi is not None else p
+        pd = p if mi is None else (p * mi if kept else p.mul_(mi))  # the kept weights are read again
         # D^-: P~ C^- + dbar o O + G^- V
         gd_i = torch.baddbmm(torch.bmm(pd, a_v), gbar, v)
         gd[:, i:j] = gd_i.add_(dbar * o[:, i:j])
-    return gq, gk, gv, g_o, gd, None, None
+    return gq, gk, gv, g_o, gd, None, None, None
 
 
-def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def attention(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, weights: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     r"""Attention :math:`O = (\mathrm{softmax}(QK^\top) \circ M) V` by blocks of query rows.
 
     Parameters
@@ -199,6 +249,11 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tu
         Queries (already scaled), keys and values, ``(B, N, dh)`` each.
     mask
         Optional scaled dropout mask of the attention weights, ``(B, N, N)``.
+    weights
+        Optional buffer from :func:`new_weights` that receives the soft-max weights :math:`P`,
+        which the backward pass then reads instead of recomputing them (pass the same buffer to
+        :func:`attention_grad`). It is kept by autograd as long as the graph lives:
+        :func:`weights_bytes` per call. The results do not depend on it.
 
     Returns
     -------
@@ -213,12 +268,16 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tu
     >>> o, lse = attention(q, k, v)
     >>> torch.allclose(o, torch.softmax(q @ k.transpose(1, 2), -1) @ v, atol=1e-6)
     True
+    >>> w = new_weights(q, k)  # keep the soft-max weights instead of recomputing them
+    >>> torch.equal(attention(q, k, v, weights=w)[0], o)
+    True
     """
-    return _Attention.apply(q, k, v, mask)
+    return _Attention.apply(q, k, v, mask, weights)
 
 
 def attention_grad(
-    q: Tensor, k: Tensor, v: Tensor, o: Tensor, d: Tensor, lse: Tensor, mask: Tensor | None = None
+    q: Tensor, k: Tensor, v: Tensor, o: Tensor, d: Tensor, lse: Tensor, mask: Tensor | None = None,
+    weights: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     r"""Gradients of :math:`\langle D, O\rangle` with respect to ``q, k, v`` for :math:`O` = :func:`attention`.
 
@@ -228,6 +287,9 @@ def attention_grad(
         As for :func:`attention`.
     o, lse
         Its outputs.
+    weights
+        The buffer passed to :func:`attention`, if one was (its soft-max weights are read, not
+        recomputed).
     d
         The upstream gradient :math:`D = \partial\Psi/\partial O`, ``(B, N, dh)``.
 
@@ -248,4 +310,4 @@ def attention_grad(
     >>> torch.allclose(gq, ref, atol=1e-5)
     True
     """
-    return _AttentionGrad.apply(q, k, v, o, d, lse, mask)
+    return _AttentionGrad.apply(q, k, v, o, d, lse, mask, weights)

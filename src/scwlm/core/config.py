@@ -108,6 +108,11 @@ class WLMConfig:
         of one force evaluation is measured once per particle count -- the bytes autograd saves --
         and when a rollout's evaluations would take the kept graph past ``memory_budget_gb`` they
         are all recomputed in the backward pass instead of stored; ``True``/``False``: every / no step),
+        ``keep_attention_weights`` (the analytic force's row-blocked attention kernels keep every
+        layer's soft-max weights for the backward pass instead of recomputing them, the same
+        results to the bit; ``"auto"``: where the rollout's graph with them, measured, stays within
+        ``memory_budget_gb``, and in checkpointed steps, which hold one evaluation's graph at a time;
+        ``True``/``False``: always / never),
         ``memory_budget_gb`` (``"auto"``: an eighth of the GPU's memory, or a twelfth of the
         machine's on a CPU),
         ``checkpoint_every`` / ``checkpoint_path`` (save a resumable checkpoint every N
@@ -167,6 +172,7 @@ class WLMConfig:
     warm_start: int | str = _setting("auto", "optimiser")
     # --- runtime
     checkpoint_steps: Any = _setting("auto", "runtime")
+    keep_attention_weights: bool | str = _setting("auto", "runtime")
     memory_budget_gb: float | str = _setting("auto", "runtime")
     checkpoint_every: int | None = _setting(None, "runtime")
     checkpoint_path: str | None = _setting(None, "runtime")
@@ -256,6 +262,8 @@ class WLMConfig:
                              "backward of force_impl='autograd'); use force_impl='auto' or 'analytic'")
         if self.checkpoint_steps not in ("auto", True, False):
             raise ValueError(f"checkpoint_steps must be 'auto', True or False, got {self.checkpoint_steps!r}")
+        if self.keep_attention_weights not in ("auto", True, False):
+            raise ValueError(f"keep_attention_weights must be 'auto', True or False, got {self.keep_attention_weights!r}")
         if self.checkpoint_every is not None and not self.checkpoint_path:
             raise ValueError("checkpoint_every needs checkpoint_path (where to write the checkpoint)")
         if self.checkpoint_path is not None and os.path.isdir(os.fspath(self.checkpoint_path)):

@@ -53,7 +53,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from ._exponentials import LOG2E
-from .attention import attention, attention_grad
+from .attention import attention, attention_grad, new_weights, weights_bytes
 
 __all__ = ["SetPotential", "DropoutMasks", "PRECISIONS", "FORCE_IMPLS", "AUTO_ANALYTIC_PARTICLES", "resolve_force_impl"]
 
@@ -412,6 +412,7 @@ class SetPotential(nn.Module):
         create_graph: bool = False,
         impl: str = "auto",
         precision: str = "float32",
+        keep_weights: bool = False,
     ) -> Tensor:
         """Forces :math:`-\\nabla_{x_j}\\Psi_\\theta` on every particle, shape ``(E, N, d)``.
 
@@ -436,6 +437,12 @@ class SetPotential(nn.Module):
         precision
             ``"float32"`` (default) or ``"bf16"`` (bf16 autocast of the attention and
             feed-forward products, including those of the gradient; see the module docstring).
+        keep_weights
+            Keep every attention layer's soft-max weights for the backward pass of training
+            instead of recomputing them there (the analytic force's row-blocked kernels only:
+            :func:`~scwlm.core.attention.new_weights`; :meth:`kept_weights_bytes` per call). The
+            result is the same to the bit; the graph keeps more memory and its backward pass
+            does less arithmetic.
 
         Returns
         -------
@@ -447,26 +454,27 @@ class SetPotential(nn.Module):
             if not create_graph:
                 with torch.no_grad():
                     return self._forces_analytic(x, t, masks, precision)
-            return self._forces_analytic(x, t, masks, precision)
+            return self._forces_analytic(x, t, masks, precision, keep_weights)
         with torch.enable_grad():
             xr = x if (x.requires_grad and create_graph) else x.detach().requires_grad_(True)
             (g,) = torch.autograd.grad(self.energy(xr, t, masks, precision=precision).sum(), xr, create_graph=create_graph)
         return -g if create_graph else -g.detach()
 
     def _forces_analytic(
-        self, x: Tensor, t: Tensor | float | None, masks: DropoutMasks | None, precision: str = "float32"
+        self, x: Tensor, t: Tensor | float | None, masks: DropoutMasks | None, precision: str = "float32",
+        keep_weights: bool = False,
     ) -> Tensor:
         self._check(x)
         low, dt = _low_precision(precision, x), x.dtype
         h = self._embed(x, t)
         with _products(x, low):  # every product is cast back to dt at once (no-ops in float32)
-            dh = self._analytic_blocks(h, masks, dt)
+            dh = self._analytic_blocks(h, masks, dt, keep_weights)
         out = -(dh @ self.in_w[:, :, : self.dim])
         if self.quadratic:
             out = out + quadratic_forces(x, self.quad_w, self.quad_b)
         return out
 
-    def _analytic_blocks(self, h: Tensor, masks: DropoutMasks | None, dt: torch.dtype) -> Tensor:
+    def _analytic_blocks(self, h: Tensor, masks: DropoutMasks | None, dt: torch.dtype, keep_weights: bool = False) -> Tensor:
         """:math:`\\partial\\Psi / \\partial h_0` for the embedded particles ``h = h_0 (E, N, H)``."""
         scale = 1.0 / math.sqrt(self.hidden // self.heads)
         E, N, _ = h.shape
@@ -483,10 +491,12 @@ class SetPotential(nn.Module):
             if fused:  # row-blocked kernels with their own backward (scwlm.core.attention)
                 att = (qs.reshape(E * nh, N, -1), k.reshape(E * nh, N, -1), v.reshape(E * nh, N, -1))
                 mask = mask.reshape(E * nh, N, N) if mask is not None else None
-                o, lse = attention(*att, mask)
+                kept = new_weights(att[0], att[1]) if keep_weights and torch.is_grad_enabled() else None
+                o, lse = attention(*att, mask, kept)
                 o = o.view(E, nh, N, -1)
                 P = Pd = None
             else:
+                kept = None
                 P = torch.softmax((qs @ k.transpose(-1, -2)).to(dt), dim=-1)
                 Pd = P * mask if mask is not None else P
                 o = (Pd @ v).to(dt)
@@ -502,10 +512,10 @@ class SetPotential(nn.Module):
             if masks is not None:
                 f = f * masks.output[b]
             h = h + f
-            cache.append((xh1, r1, qs, k, v, P, Pd, o, xh2, r2, u, att, lse, mask))
+            cache.append((xh1, r1, qs, k, v, P, Pd, o, xh2, r2, u, att, lse, mask, kept))
         dh = self.head_w.expand(E, N, self.hidden)  # dΨ/dh_L: the same row for every particle
         for b in reversed(range(self.n_blocks)):
-            xh1, r1, qs, k, v, P, Pd, o, xh2, r2, u, att, lse, mask = cache[b]
+            xh1, r1, qs, k, v, P, Pd, o, xh2, r2, u, att, lse, mask, kept = cache[b]
             df = dh * masks.output[b] if masks is not None else dh
             dg = (df @ self._p("f2_w", b)).to(dt)
             if masks is not None:
@@ -515,7 +525,7 @@ class SetPotential(nn.Module):
             do = (dh @ self._p("out_w", b)).to(dt).view(E, N, self.heads, -1).permute(0, 2, 1, 3)
             if fused:
                 dq, dk, dv = (g.view(E, nh, N, -1) for g in attention_grad(
-                    *att, o.reshape(E * nh, N, -1), do.reshape(E * nh, N, -1), lse, mask))
+                    *att, o.reshape(E * nh, N, -1), do.reshape(E * nh, N, -1), lse, mask, kept))
                 dq = dq * scale
             else:
                 dPd = (do @ v.transpose(-1, -2)).to(dt)

@@ -293,7 +293,7 @@ class LinearForces(torch.nn.Module):
         self.quad_b = torch.nn.Parameter(torch.zeros(n_models, dim, dtype=dtype, device=device))
 
     def forces(self, x: Tensor, t: Tensor | None = None, *, masks=None, create_graph: bool = True, impl: str = "autograd",
-               precision: str = "float32") -> Tensor:
+               precision: str = "float32", keep_weights: bool = False) -> Tensor:
         return quadratic_forces(x, self.quad_w, self.quad_b)
 
 
@@ -374,6 +374,8 @@ class RolloutLoss:
         self.device, self.dtype = p0.device, p0.dtype
         #: bytes autograd keeps per force evaluation (all models), measured once per particle count
         self.step_bytes: dict[int, int] = {}
+        #: the same with the attention weights kept (``keep_attention_weights``), measured likewise
+        self.kept_step_bytes: dict[int, int] = {}
         self.memory_budget = cfg.memory_budget(self.device)
 
     def horizon_cap(self, it: int, e: int, start: int = 0) -> int:
@@ -472,6 +474,20 @@ class RolloutLoss:
             return bool(mode)
         return S * self.step_bytes[n] > self.memory_budget
 
+    def keeps_weights(self, n: int, S: int) -> bool:
+        """Whether the force evaluations of such a rollout keep their attention weights for the backward pass.
+
+        ``keep_attention_weights="auto"``: in checkpointed evaluations (the backward pass holds
+        one evaluation's graph at a time), and elsewhere when the graphs of all ``S`` evaluations
+        with the weights, at the bytes measured for this ``n`` (:attr:`kept_step_bytes`), fit in
+        ``memory_budget_gb``. Either way the force is the same to the bit (see
+        :mod:`scwlm.core.attention`). ``True`` / ``False``: always / never.
+        """
+        mode = self.cfg.keep_attention_weights
+        if mode != "auto":
+            return bool(mode)
+        return self.checkpointed(n, S) or S * self.kept_step_bytes[n] <= self.memory_budget
+
     def force_fn(self, n: int, n_steps: list[int], S: int) -> Callable[[Tensor, Tensor], Tensor]:
         """The force of the rollout: dropout masks per model, detaching, step checkpointing."""
         cfg, net = self.cfg, self.net
@@ -488,32 +504,38 @@ class RolloutLoss:
             # see when fitted alone
             return net.sample_masks(n, self.dev_gens, self.device, self.dtype, active=[s < k for k in n_steps])
 
-        def eager(x, t, masks):
+        def eager(x, t, masks, keep=False):
             impl = "analytic" if self.compiled is not None else cfg.force_impl  # the same formula as compiled
-            return net.forces(x, t, masks=masks, create_graph=True, impl=impl, precision=cfg.precision)
+            return net.forces(x, t, masks=masks, create_graph=True, impl=impl, precision=cfg.precision, keep_weights=keep)
 
-        def raw(x, t, masks):
-            if self.compiled is not None:
+        def raw(x, t, masks, keep):
+            if self.compiled is not None:  # the compiled graph recomputes the weights (traced without them)
                 return self.compiled(x, t, masks=masks, create_graph=True)
-            return eager(x, t, masks)
+            return eager(x, t, masks, keep)
+
+        def measured(xin, t, masks, keep):
+            return saved_tensor_bytes(lambda: eager(xin, t, masks, keep), exclude=list(net.parameters()))[1]
 
         def force(x: Tensor, t: Tensor) -> Tensor:
             masks = masks_now()
             xin = x.detach() if cfg.rollout_grad == "detached" else x
             if not torch.is_grad_enabled():  # nothing is kept for a backward pass (eager: no second compilation)
                 return eager(xin, t, masks)
-            if cfg.checkpoint_steps == "auto" and n not in self.step_bytes:
-                # measured once per size, on an evaluation whose graph is dropped at once (the
+            if n not in self.step_bytes and "auto" in (cfg.checkpoint_steps, cfg.keep_attention_weights):
+                # measured once per size, on evaluations whose graphs are dropped at once (the
                 # same inputs and masks: nothing else changes; eagerly, as the saved-tensor hooks
                 # that count the bytes are not traced by torch.compile)
-                self.step_bytes[n] = saved_tensor_bytes(lambda: eager(xin, t, masks), exclude=list(net.parameters()))[1]
+                self.step_bytes[n] = measured(xin, t, masks, False)
+                if cfg.keep_attention_weights == "auto":
+                    self.kept_step_bytes[n] = measured(xin, t, masks, True)
+            keep = self.keeps_weights(n, S)
             if self.checkpointed(n, S):
                 from torch.utils.checkpoint import checkpoint
 
                 # eagerly: the recomputation stops early by raising inside the function, which a
                 # compiled graph cannot do
-                return checkpoint(eager, xin, t, masks, use_reentrant=False)
-            return raw(xin, t, masks)
+                return checkpoint(eager, xin, t, masks, keep, use_reentrant=False)
+            return raw(xin, t, masks, keep)
 
         return force
 
