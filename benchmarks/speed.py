@@ -618,7 +618,7 @@ def _variant_table(results: list[dict], machine: dict) -> str:
             ("–" if kept is None else f"{kept:.0f}") + f"; {r['checkpointed_per_iter']:.1f}")
         if r.get("weights_kept"):  # attention weights kept by (the share of) the force evaluations
             w_mb = r.get("kept_weights_mb_per_step")
-            kept_txt += "; weights kept" + ("" if w_mb is None else f" (+{w_mb:.0f} MB / step)") + (
+            kept_txt += "; weights kept" + ("" if w_mb is None else f" (+{w_mb:.{0 if w_mb >= 10 else 1}f} MB / step)") + (
                 "" if r["weights_kept"] == 1 else f" in {100 * r['weights_kept']:.0f} %")
         if r["impl"] == "authors":
             vs_base = same = speed = "–"

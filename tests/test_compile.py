@@ -20,8 +20,8 @@ def _check_equal(f, net):
     x = torch.randn(2, 12, 2, generator=torch.Generator().manual_seed(2))
     t = torch.tensor([0.3, 0.7])
     masks = net.sample_masks(12, [torch.Generator().manual_seed(3)] * 2, "cpu", torch.float32)
-    for mk in (None, masks):
-        a = f(x, t, masks=mk, create_graph=True)
+    for mk, keep in ((None, False), (masks, False), (masks, True)):  # keep: the attention weights kept for backward
+        a = f(x, t, masks=mk, create_graph=True, keep_weights=keep)
         b = net.forces(x, t, masks=mk, create_graph=True, impl="analytic")
         assert torch.allclose(a, b, atol=1e-5, rtol=1e-5)
         params = list(net.parameters())

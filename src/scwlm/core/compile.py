@@ -91,8 +91,8 @@ class CompiledForces:
         self._fn: Any = None
         self.compiled = False
         if impl == "analytic":
-            def analytic(x: Tensor, t: Tensor | None, masks: DropoutMasks | None) -> Tensor:
-                return net._forces_analytic(x, t, masks, precision)
+            def analytic(x: Tensor, t: Tensor | None, masks: DropoutMasks | None, keep_weights: bool = False) -> Tensor:
+                return net._forces_analytic(x, t, masks, precision, keep_weights)
 
             try:
                 self._fn = torch.compile(analytic, backend=backend, mode=mode, dynamic=dynamic, fullgraph=fullgraph)
@@ -102,10 +102,10 @@ class CompiledForces:
         else:
             self.note = "torch.compile does not support the autograd force (double backward): eager"
 
-    def _eager(self, x: Tensor, t, masks, create_graph: bool) -> Tensor:
+    def _eager(self, x: Tensor, t, masks, create_graph: bool, keep_weights: bool = False) -> Tensor:
         # SetPotential's own method: a subclass whose ``forces`` calls this object must not recurse
         return SetPotential.forces(self.net, x, t, masks=masks, create_graph=create_graph, impl=self.impl,
-                                   precision=self.precision)
+                                   precision=self.precision, keep_weights=keep_weights)
 
     def _fall_back(self, exc: BaseException, seconds: float | None) -> None:
         self.compiled = False
@@ -122,23 +122,25 @@ class CompiledForces:
         *,
         masks: DropoutMasks | None = None,
         create_graph: bool = False,
+        keep_weights: bool = False,
     ) -> Tensor:
-        """Forces ``(E, N, d)``, as ``net.forces(x, t, masks=masks, create_graph=create_graph, impl=impl)``."""
+        """Forces ``(E, N, d)``, as ``net.forces(x, t, masks=masks, create_graph=create_graph, impl=impl,
+        keep_weights=keep_weights)``."""
         if not self.compiled:
-            return self._eager(x, t, masks, create_graph)
+            return self._eager(x, t, masks, create_graph, keep_weights)
         if t is not None and not isinstance(t, Tensor):  # a Python float would be a constant of the graph
             t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
         first, self._first = self._first, False
         t0 = time.perf_counter()
         try:
             if create_graph:
-                out = self._fn(x, t, masks)
+                out = self._fn(x, t, masks, keep_weights)
             else:
                 with torch.no_grad():
                     out = self._fn(x, t, masks)
         except Exception as exc:
             self._fall_back(exc, time.perf_counter() - t0 if first else None)
-            return self._eager(x, t, masks, create_graph)
+            return self._eager(x, t, masks, create_graph, keep_weights)
         if first:
             self.compile_seconds = time.perf_counter() - t0
             self.note = f"torch.compile of the {self.impl} force: first call (compilation) {self.compile_seconds:.1f} s"
