@@ -165,6 +165,16 @@ def test_flops_counts_the_products_and_exponentials_of_one_iteration():
     assert "| oceans_small_interp |" in flops.table([narrow, wide], "c")
 
 
+def test_kept_weights_benchmark_times_every_mode_with_the_same_result(capsys):
+    from benchmarks import kept_weights
+
+    res = kept_weights.measure(particles=12, dim=2, steps=2, dropout=0.1, reps=1, ffn=16)
+    assert res["same_result"] and set(res["median"]) == set(kept_weights.MODES)
+    assert all(t > 0 for t in res["min"].values())
+    assert kept_weights.main(["--particles", "8", "--steps", "1", "--reps", "1", "--ffn", "8"]) == 0
+    assert "| keep (pool) |" in capsys.readouterr().out
+
+
 def test_speed_variants_parse_and_apply_in_process():
     assert speed.parse_variant("analytic+bf16")["config"] == {"force_impl": "analytic"}
     assert speed.parse_variant("compile")["config"] == {"compile_force": True}

@@ -635,5 +635,12 @@ def test_kept_attention_weights_follow_the_measured_budget_and_change_no_bit(dri
     assert loss.checkpointed(n, 4) and loss.keeps_weights(n, 4)
     loss.memory_budget, loss.compiled = 10 * kept, object()  # a compiled force with dropout: measured slower
     assert loss.net.dropout > 0 and not loss.keeps_weights(n, 3)
+    # the buffers of the kept weights are reused from one iteration to the next, once autograd released them
+    loss.compiled = None
+    sizes = []
+    for _ in range(3):
+        loss(0).sum().backward()
+        sizes.append(loss.weights_pool.n_buffers)
+    assert sizes[0] > 0 and sizes[0] == sizes[1] == sizes[2]
     with pytest.raises(ValueError, match="keep_attention_weights"):
         WLMConfig(keep_attention_weights="yes")

@@ -36,13 +36,15 @@ more); the backward formulas are the chain rule through the lines above, written
 
 from __future__ import annotations
 
+import sys
+
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from ._exponentials import LN2, LOG2E
 
-__all__ = ["attention", "attention_grad", "new_weights", "rows_per_block", "weights_bytes"]
+__all__ = ["WeightsPool", "attention", "attention_grad", "new_weights", "rows_per_block", "weights_bytes"]
 
 #: elements of one ``(B, r, N)`` slice of an ``N x N`` intermediate on a CPU (256 k floats = 1 MB
 #: in float32: a slice stays in the core's cache between the operations on it)
@@ -86,6 +88,55 @@ def new_weights(q: Tensor, k: Tensor) -> Tensor:
     torch.Size([480])
     """
     return q.new_empty(q.shape[0] * q.shape[1] * k.shape[1])
+
+
+class WeightsPool:
+    """Buffers for kept soft-max weights (:func:`new_weights`), reused from one training iteration to the next.
+
+    A training iteration keeps one buffer per attention layer and force evaluation until its
+    backward pass, and the next iteration asks for the same sizes again. Fresh buffers of tens of
+    megabytes are mapped and unmapped by the C allocator at every iteration and every first touch
+    of their pages is a page fault; the pool hands out a buffer of the same size that nothing else
+    references any more (no Python reference but the pool's, and ``Tensor._use_count() == 1``: no
+    graph saved it, or autograd has released it) instead, and
+    allocates only when none is free. It holds, per size, at most the buffers in use at the busiest
+    moment so far.
+
+    Examples
+    --------
+    >>> import torch
+    >>> pool = WeightsPool()
+    >>> q = k = torch.zeros(2, 5, 3)
+    >>> a = pool.take(q, k)
+    >>> b = pool.take(q, k)  # a is still referenced: a second buffer
+    >>> a.data_ptr() != b.data_ptr(), pool.n_buffers
+    (True, 2)
+    >>> del a
+    >>> c = pool.take(q, k)  # a's buffer is free again
+    >>> pool.n_buffers
+    2
+    """
+
+    def __init__(self) -> None:
+        self._buffers: list[Tensor] = []
+
+    @property
+    def n_buffers(self) -> int:
+        """Buffers allocated so far."""
+        return len(self._buffers)
+
+    def take(self, q: Tensor, k: Tensor) -> Tensor:
+        """A buffer for the weights of :func:`attention` of ``q`` and ``k`` (contents undefined)."""
+        n = q.shape[0] * q.shape[1] * k.shape[1]
+        for buf in self._buffers:
+            # free: referenced by the pool's list and this loop only (Python), and by no saved tensor of a
+            # graph (C++); handed out whole, never as a view, whose references would not count here
+            if (sys.getrefcount(buf) == 3 and buf._use_count() == 1 and buf.numel() == n and buf.dtype == q.dtype
+                    and buf.device == q.device):
+                return buf
+        buf = new_weights(q, k)
+        self._buffers.append(buf)
+        return buf
 
 
 def weights_bytes(batch: int, n_rows: int, n_cols: int, dtype: torch.dtype = torch.float32) -> int:

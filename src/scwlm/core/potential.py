@@ -53,7 +53,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from ._exponentials import LOG2E
-from .attention import attention, attention_grad, new_weights, weights_bytes
+from .attention import WeightsPool, attention, attention_grad, new_weights
 
 __all__ = ["SetPotential", "DropoutMasks", "PRECISIONS", "FORCE_IMPLS", "AUTO_ANALYTIC_PARTICLES", "resolve_force_impl"]
 
@@ -412,7 +412,7 @@ class SetPotential(nn.Module):
         create_graph: bool = False,
         impl: str = "auto",
         precision: str = "float32",
-        keep_weights: bool = False,
+        keep_weights: bool | WeightsPool = False,
     ) -> Tensor:
         """Forces :math:`-\\nabla_{x_j}\\Psi_\\theta` on every particle, shape ``(E, N, d)``.
 
@@ -440,9 +440,9 @@ class SetPotential(nn.Module):
         keep_weights
             Keep every attention layer's soft-max weights for the backward pass of training
             instead of recomputing them there (the analytic force's row-blocked kernels only:
-            :func:`~scwlm.core.attention.new_weights`; :meth:`kept_weights_bytes` per call). The
-            result is the same to the bit; the graph keeps more memory and its backward pass
-            does less arithmetic.
+            :func:`~scwlm.core.attention.new_weights`, or buffers of a
+            :class:`~scwlm.core.attention.WeightsPool` reused across calls). The result is the same
+            to the bit; the graph keeps more memory and its backward pass does less arithmetic.
 
         Returns
         -------
@@ -462,7 +462,7 @@ class SetPotential(nn.Module):
 
     def _forces_analytic(
         self, x: Tensor, t: Tensor | float | None, masks: DropoutMasks | None, precision: str = "float32",
-        keep_weights: bool = False,
+        keep_weights: bool | WeightsPool = False,
     ) -> Tensor:
         self._check(x)
         low, dt = _low_precision(precision, x), x.dtype
@@ -474,7 +474,9 @@ class SetPotential(nn.Module):
             out = out + quadratic_forces(x, self.quad_w, self.quad_b)
         return out
 
-    def _analytic_blocks(self, h: Tensor, masks: DropoutMasks | None, dt: torch.dtype, keep_weights: bool = False) -> Tensor:
+    def _analytic_blocks(
+        self, h: Tensor, masks: DropoutMasks | None, dt: torch.dtype, keep_weights: bool | WeightsPool = False
+    ) -> Tensor:
         """:math:`\\partial\\Psi / \\partial h_0` for the embedded particles ``h = h_0 (E, N, H)``."""
         scale = 1.0 / math.sqrt(self.hidden // self.heads)
         E, N, _ = h.shape
@@ -491,7 +493,10 @@ class SetPotential(nn.Module):
             if fused:  # row-blocked kernels with their own backward (scwlm.core.attention)
                 att = (qs.reshape(E * nh, N, -1), k.reshape(E * nh, N, -1), v.reshape(E * nh, N, -1))
                 mask = mask.reshape(E * nh, N, N) if mask is not None else None
-                kept = new_weights(att[0], att[1]) if keep_weights and torch.is_grad_enabled() else None
+                kept = None
+                if keep_weights is not False and torch.is_grad_enabled():
+                    pool = keep_weights if isinstance(keep_weights, WeightsPool) else None
+                    kept = pool.take(att[0], att[1]) if pool is not None else new_weights(att[0], att[1])
                 o, lse = attention(*att, mask, kept)
                 o = o.view(E, nh, N, -1)
                 P = Pd = None

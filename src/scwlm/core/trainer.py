@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .attention import WeightsPool
 from .compile import compiled_forces
 from .config import WLMConfig
 from .divergence import SinkhornDivergence, blur_heuristic, point_cloud_diameter
@@ -293,7 +294,7 @@ class LinearForces(torch.nn.Module):
         self.quad_b = torch.nn.Parameter(torch.zeros(n_models, dim, dtype=dtype, device=device))
 
     def forces(self, x: Tensor, t: Tensor | None = None, *, masks=None, create_graph: bool = True, impl: str = "autograd",
-               precision: str = "float32", keep_weights: bool = False) -> Tensor:
+               precision: str = "float32", keep_weights: bool | WeightsPool = False) -> Tensor:
         return quadratic_forces(x, self.quad_w, self.quad_b)
 
 
@@ -376,6 +377,8 @@ class RolloutLoss:
         self.step_bytes: dict[int, int] = {}
         #: the same with the attention weights kept (``keep_attention_weights``), measured likewise
         self.kept_step_bytes: dict[int, int] = {}
+        #: buffers of the kept attention weights, reused from one iteration to the next (eager force)
+        self.weights_pool = WeightsPool()
         self.memory_budget = cfg.memory_budget(self.device)
 
     def horizon_cap(self, it: int, e: int, start: int = 0) -> int:
@@ -513,9 +516,9 @@ class RolloutLoss:
             return net.forces(x, t, masks=masks, create_graph=True, impl=impl, precision=cfg.precision, keep_weights=keep)
 
         def raw(x, t, masks, keep):
-            if self.compiled is not None:
+            if self.compiled is not None:  # a bool: the compiled graph allocates its (small) buffers itself
                 return self.compiled(x, t, masks=masks, create_graph=True, keep_weights=keep)
-            return eager(x, t, masks, keep)
+            return eager(x, t, masks, self.weights_pool if keep else False)
 
         def measured(xin, t, masks, keep):
             return saved_tensor_bytes(lambda: eager(xin, t, masks, keep), exclude=list(net.parameters()))[1]
@@ -538,7 +541,7 @@ class RolloutLoss:
 
                 # eagerly: the recomputation stops early by raising inside the function, which a
                 # compiled graph cannot do
-                return checkpoint(eager, xin, t, masks, keep, use_reentrant=False)
+                return checkpoint(eager, xin, t, masks, self.weights_pool if keep else False, use_reentrant=False)
             return raw(xin, t, masks, keep)
 
         return force
