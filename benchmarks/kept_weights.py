@@ -19,6 +19,7 @@ blocks=4``). The median and minimum seconds per repetition are printed, with the
 
     python -m benchmarks.kept_weights --particles 1000 --dim 2 --steps 10          # Boids k = 10
     python -m benchmarks.kept_weights --particles 1024 --dim 5 --steps 4 --dropout 0.1  # EB-like
+    python -m benchmarks.kept_weights --particles 102 --steps 10 --reps 40 --compiled   # Boids minibatch
 """
 
 from __future__ import annotations
@@ -34,18 +35,25 @@ MODES = ("recompute", "keep (pool)", "keep (fresh)")
 
 
 def measure(particles: int, dim: int, steps: int, dropout: float = 0.0, reps: int = 5, ffn: int = 512,
-            seed: int = 0) -> dict[str, Any]:
-    """Seconds per repetition of each mode (``reps`` timed repetitions after one warm-up each, interleaved)."""
+            seed: int = 0, hidden: int = 64, heads: int = 4, compiled: bool = False) -> dict[str, Any]:
+    """Seconds per repetition of each mode (``reps`` timed repetitions after one warm-up each, interleaved).
+
+    ``compiled``: the force compiled by ``torch.compile`` (:mod:`scwlm.core.compile`, inductor),
+    whose graph allocates its own buffers: modes ``recompute`` and ``keep (fresh)`` only.
+    """
     import torch
 
     from scwlm.core.attention import WeightsPool
+    from scwlm.core.compile import compiled_forces
     from scwlm.core.potential import SetPotential
 
     torch.manual_seed(seed)
-    net = SetPotential(dim, hidden=64, heads=4, blocks=4, ffn=ffn, dropout=dropout, n_models=1,
+    net = SetPotential(dim, hidden=hidden, heads=heads, blocks=4, ffn=ffn, dropout=dropout, n_models=1,
                        generators=[torch.Generator().manual_seed(seed)])
     x0 = torch.randn(1, particles, dim, generator=torch.Generator().manual_seed(seed + 1))
     keep = {"recompute": False, "keep (pool)": WeightsPool(), "keep (fresh)": True}
+    modes = ("recompute", "keep (fresh)") if compiled else MODES
+    force = compiled_forces(net, "analytic") if compiled else net.forces
     losses: dict[str, float] = {}
 
     def rollout(mode: str) -> None:
@@ -53,35 +61,37 @@ def measure(particles: int, dim: int, steps: int, dropout: float = 0.0, reps: in
         x, v, total = x0.clone(), torch.zeros_like(x0), 0.0
         for _ in range(steps):
             masks = net.sample_masks(particles, gen, "cpu", torch.float32) if dropout else None
-            f = net.forces(x.detach(), None, masks=masks, create_graph=True, impl="analytic", keep_weights=keep[mode])
+            kw = {} if compiled else {"impl": "analytic"}
+            f = force(x.detach(), None, masks=masks, create_graph=True, keep_weights=keep[mode], **kw)
             v = 0.9 * v + 0.1 * f
             x = x + 0.1 * v
             total = total + x.square().mean()
         total.backward()
-        losses[mode] = float(total)
+        losses[mode] = float(total.detach())
 
-    times: dict[str, list[float]] = {m: [] for m in MODES}
-    for m in MODES:
+    times: dict[str, list[float]] = {m: [] for m in modes}
+    for m in modes:  # warm-up (and compilation)
         rollout(m)
     for _ in range(reps):
-        for m in MODES:
+        for m in modes:
             t0 = time.perf_counter()
             rollout(m)
             times[m].append(time.perf_counter() - t0)
-    same = len({losses[m] for m in MODES}) == 1
+    same = len({losses[m] for m in modes}) == 1
     return dict(particles=particles, dim=dim, steps=steps, dropout=dropout, reps=reps, same_result=same,
-                seconds={m: times[m] for m in MODES},
-                median={m: statistics.median(times[m]) for m in MODES}, min={m: min(times[m]) for m in MODES})
+                hidden=hidden, heads=heads, compiled=compiled, seconds={m: times[m] for m in modes},
+                median={m: statistics.median(times[m]) for m in modes}, min={m: min(times[m]) for m in modes})
 
 
 def table(res: dict[str, Any], command: str) -> str:
     base = res["median"]["recompute"]
     lines = [f"Command: `{command}`", "",
              f"{res['particles']} particles in {res['dim']} dimensions, {res['steps']} force evaluations and one backward "
-             f"pass per repetition, dropout {res['dropout']}, {res['reps']} repetitions per mode, interleaved; "
+             f"pass per repetition, width {res['hidden']}, {res['heads']} heads, dropout {res['dropout']}"
+             f"{', compiled force' if res['compiled'] else ''}, {res['reps']} repetitions per mode, interleaved; "
              f"the same result in every mode: {res['same_result']}.", "",
              "| mode | median s / repetition | min | speed-up of the median over recompute |", "|---|---|---|---|"]
-    for m in MODES:
+    for m in res["median"]:
         lines.append(f"| {m} | {res['median'][m]:.3f} | {res['min'][m]:.3f} | {base / res['median'][m]:.2f}x |")
     return "\n".join(lines)
 
@@ -93,11 +103,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--dropout", type=float, default=0.0)
     ap.add_argument("--ffn", type=int, default=512)
+    ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--compiled", action="store_true", help="the force compiled by torch.compile (inductor)")
     a = ap.parse_args(argv)
     from benchmarks.reproduce import machine_info
 
-    res = measure(a.particles, a.dim, a.steps, a.dropout, a.reps, a.ffn)
+    res = measure(a.particles, a.dim, a.steps, a.dropout, a.reps, a.ffn, hidden=a.hidden, heads=a.heads,
+                  compiled=a.compiled)
     m = machine_info()
     command = "python -m benchmarks.kept_weights " + shlex.join(sys.argv[1:] if argv is None else argv)
     print(f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores, {m['torch_threads']} torch threads); "

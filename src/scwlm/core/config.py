@@ -111,8 +111,8 @@ class WLMConfig:
         ``keep_attention_weights`` (the analytic force's row-blocked attention kernels keep every
         layer's soft-max weights for the backward pass instead of recomputing them, the same
         results to the bit; ``"auto"``: where the rollout's graph with them, measured, stays within
-        ``memory_budget_gb``, and in checkpointed steps, which hold one evaluation's graph at a time,
-        but not in a compiled force with dropout, where it was measured slower;
+        ``memory_budget_gb``, and in checkpointed steps, which hold one evaluation's graph at a time;
+        a compiled force always recomputes them;
         ``True``/``False``: always / never),
         ``memory_budget_gb`` (``"auto"``: an eighth of the GPU's memory, or a twelfth of the
         machine's on a CPU),

@@ -483,16 +483,17 @@ class RolloutLoss:
         ``keep_attention_weights="auto"``: in checkpointed evaluations (the backward pass holds
         one evaluation's graph at a time), and elsewhere when the graphs of all ``S`` evaluations
         with the weights, at the bytes measured for this ``n`` (:attr:`kept_step_bytes`), fit in
-        ``memory_budget_gb``; but not in a compiled force with dropout, where the kept weights
-        made an iteration slower (measured: EB-like, 102 particles, 0.092 against 0.076 s; without
-        dropout 0.054 against 0.067 s). Either way the force is the same to the bit (see
-        :mod:`scwlm.core.attention`). ``True`` / ``False``: always / never.
+        ``memory_budget_gb``. Either way the force is the same to the bit (see
+        :mod:`scwlm.core.attention`). ``True`` / ``False``: always / never. A compiled force
+        (``compile_force``, small sets) always recomputes them: kept, they made no difference there
+        (``python -m benchmarks.kept_weights --compiled``, 102 and 111 particles: 0.123 against 0.123
+        s and 0.201 against 0.204 s per rollout; eagerly, at 1,000 particles, 3.671 against 4.180 s).
         """
+        if self.compiled is not None and not self.checkpointed(n, S):
+            return False  # the compiled graph (checkpointed evaluations run eagerly)
         mode = self.cfg.keep_attention_weights
         if mode != "auto":
             return bool(mode)
-        if self.compiled is not None and self.net.dropout > 0 and not self.checkpointed(n, S):
-            return False
         return self.checkpointed(n, S) or S * self.kept_step_bytes[n] <= self.memory_budget
 
     def force_fn(self, n: int, n_steps: list[int], S: int) -> Callable[[Tensor, Tensor], Tensor]:
@@ -516,8 +517,8 @@ class RolloutLoss:
             return net.forces(x, t, masks=masks, create_graph=True, impl=impl, precision=cfg.precision, keep_weights=keep)
 
         def raw(x, t, masks, keep):
-            if self.compiled is not None:  # a bool: the compiled graph allocates its (small) buffers itself
-                return self.compiled(x, t, masks=masks, create_graph=True, keep_weights=keep)
+            if self.compiled is not None:  # the compiled graph recomputes the weights (no faster when kept)
+                return self.compiled(x, t, masks=masks, create_graph=True)
             return eager(x, t, masks, self.weights_pool if keep else False)
 
         def measured(xin, t, masks, keep):
