@@ -810,6 +810,22 @@ were stopped to free the machine, so this is one seed, a hint only): 0.863 / 1.1
 0.920, against the defaults' 0.881 / 0.942 / 0.816 (0.880) for seed 0. Not adopted; the budget
 profile keeps EB without time features.
 
+Warm-started dual potentials on Boids, 2026-12-07 (commit ba34db4; the AVX2 instance of the rows
+above; `python -m benchmarks.ablation --systems boids vortex_big --arms warm_duals --seeds 0 1 2
+--n-iter 2000 --tag s36`). The lever made iterations 1.1-1.4x faster in `benchmarks.speed` at the
+paper's sizes (docs/performance.md) and held W1 within the spread on the small vortex and EB (rows
+above), so it was run on the remaining systems before making it a default. Boids seed 0: forecast
+1.737 (training-time 0.828) against the defaults' 1.723 (0.830), in 771 s against 750 s for the
+defaults on this instance (about two minutes of it beside a test run). With the default
+minibatch of 102 birds the Sinkhorn loop is a small share of a Boids iteration, so the fit was not
+faster. The run was stopped there: without a speed gain in the fits, the lever has nothing to
+offer as a default, and the big vortex, the other seeds, the oscillator and the harmonic well were
+not run. **Not adopted**; it stays an option (`sinkhorn_warm_start=True`).
+
+The row `defaults s36_keep` is the same Boids fit of seed 0 with the defaults, rerun at commit
+f636f32, when the compiled force kept its attention weights (a speed lever that changes no bit; see
+"Kept attention weights" in docs/performance.md). It repeats the record, 1.723, in 856 s.
+
 """
 
 
