@@ -110,4 +110,3 @@ def test_kept_weights_change_no_bit_of_the_values_or_the_gradients(blocked, mask
     r = rows_per_block(*q.shape[:2], k.shape[1])
     blocks = [P[:, i:i + r].reshape(-1) for i in range(0, q.shape[1], r)]
     assert torch.allclose(w, torch.cat(blocks), atol=1e-6)
-    assert attn.weights_bytes(*q.shape[:2], k.shape[1]) == w.numel() * 4

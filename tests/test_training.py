@@ -615,10 +615,9 @@ def test_kept_attention_weights_follow_the_measured_budget_and_change_no_bit(dri
     rollout's measured graph with them fits the budget; the fit is the same to the bit either way."""
     snaps, times = drifting
     s = as_snapshots(snaps, times)
-    cfg = WLMConfig(**TINY, force_impl="analytic", dropout=0.1, warm_start=0, memory_budget_gb=1.0)
-    fits = {keep: scwlm.fit(snaps, times, n_iter=3, **{**TINY, "force_impl": "analytic", "dropout": 0.1, "warm_start": 0,
-                                                        "keep_attention_weights": keep})
-            for keep in (False, True, "auto")}
+    kw = dict(TINY, force_impl="analytic", dropout=0.1, warm_start=0)
+    cfg = WLMConfig(**kw, memory_budget_gb=1.0)
+    fits = {keep: scwlm.fit(snaps, times, n_iter=3, keep_attention_weights=keep, **kw) for keep in (False, True, "auto")}
     for keep in (True, "auto"):
         assert np.array_equal(fits[False].history["loss"], fits[keep].history["loss"])
         assert np.array_equal(fits[False].rollout(snaps[0], t0=0.0, times=[2.0]), fits[keep].rollout(snaps[0], t0=0.0, times=[2.0]))

@@ -44,7 +44,7 @@ from torch.autograd.function import once_differentiable
 
 from ._exponentials import LN2, LOG2E
 
-__all__ = ["WeightsPool", "attention", "attention_grad", "new_weights", "rows_per_block", "weights_bytes"]
+__all__ = ["WeightsPool", "attention", "attention_grad", "new_weights", "rows_per_block"]
 
 #: elements of one ``(B, r, N)`` slice of an ``N x N`` intermediate on a CPU (256 k floats = 1 MB
 #: in float32: a slice stays in the core's cache between the operations on it)
@@ -139,17 +139,6 @@ class WeightsPool:
         return buf
 
 
-def weights_bytes(batch: int, n_rows: int, n_cols: int, dtype: torch.dtype = torch.float32) -> int:
-    """Bytes of one :func:`new_weights` buffer.
-
-    Examples
-    --------
-    >>> weights_bytes(4, 1000, 1000)
-    16000000
-    """
-    return batch * n_rows * n_cols * torch.empty(0, dtype=dtype).element_size()
-
-
 def _block(weights: Tensor, B: int, i: int, j: int, n_cols: int) -> Tensor:
     """Rows ``i:j`` of the kept weights, a contiguous ``(B, j - i, n_cols)`` view of the buffer."""
     return weights[B * i * n_cols : B * j * n_cols].view(B, j - i, n_cols)
@@ -171,14 +160,10 @@ class _Attention(torch.autograd.Function):
         kt = k.transpose(1, 2)
         q2 = q * LOG2E  # scores in base 2: exp(s) = 2^(s log2(e))
         for i, j in _blocks(N, rows_per_block(B, N, M, q.device)):
-            if weights is None:
-                s = torch.bmm(q2[:, i:j], kt)
-                m = s.amax(-1, keepdim=True)
-                p = s.sub_(m).exp2_()
-            else:  # the scores stay in the buffer for the kept weights below
-                s = torch.bmm(q2[:, i:j], kt, out=_block(weights, B, i, j, M))
-                m = s.amax(-1, keepdim=True)
-                p = (s - m).exp2_()
+            s = torch.bmm(q2[:, i:j], kt, out=None if weights is None else _block(weights, B, i, j, M))
+            m = s.amax(-1, keepdim=True)
+            # kept: the scores stay in the buffer for the weights written below
+            p = s.sub_(m).exp2_() if weights is None else (s - m).exp2_()
             z = p.sum(-1, keepdim=True)
             lse_i = torch.add(m, z.log2(), out=lse[:, i:j]).mul_(LN2)
             p.div_(z)
@@ -304,7 +289,7 @@ def attention(
         Optional buffer from :func:`new_weights` that receives the soft-max weights :math:`P`,
         which the backward pass then reads instead of recomputing them (pass the same buffer to
         :func:`attention_grad`). It is kept by autograd as long as the graph lives:
-        :func:`weights_bytes` per call. The results do not depend on it.
+        ``B N M`` elements per call. The results do not depend on it.
 
     Returns
     -------

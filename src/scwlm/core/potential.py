@@ -495,8 +495,8 @@ class SetPotential(nn.Module):
                 mask = mask.reshape(E * nh, N, N) if mask is not None else None
                 kept = None
                 if keep_weights is not False and torch.is_grad_enabled():
-                    pool = keep_weights if isinstance(keep_weights, WeightsPool) else None
-                    kept = pool.take(att[0], att[1]) if pool is not None else new_weights(att[0], att[1])
+                    pooled = isinstance(keep_weights, WeightsPool)
+                    kept = keep_weights.take(att[0], att[1]) if pooled else new_weights(att[0], att[1])
                 o, lse = attention(*att, mask, kept)
                 o = o.view(E, nh, N, -1)
                 P = Pd = None
