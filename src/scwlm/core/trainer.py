@@ -534,7 +534,7 @@ class RolloutLoss:
                 # same inputs and masks: nothing else changes; eagerly, as the saved-tensor hooks
                 # that count the bytes are not traced by torch.compile)
                 self.step_bytes[n] = measured(xin, t, masks, False)
-                if cfg.keep_attention_weights == "auto":
+                if cfg.keep_attention_weights == "auto" and self.compiled is None:  # (a compiled force never reads it)
                     self.kept_step_bytes[n] = measured(xin, t, masks, True)
             keep = self.keeps_weights(n, S)
             if self.checkpointed(n, S):
