@@ -219,11 +219,12 @@ def ratio_table(runs: dict[str, dict]) -> str:
     lines = ["| run | workload | authors | ours (s/iter, speed-up over the authors in the same run, peak memory) |",
              "|---|---|---|---|"]
     for name, run in runs.items():
-        by_workload: dict[str, list[dict]] = {}
+        by_workload: dict[tuple, list[dict]] = {}
         for r in run["results"]:
             if not r.get("error") and r.get("median_s"):
-                by_workload.setdefault(r["workload"], []).append(r)
-        for w, rs in by_workload.items():
+                by_workload.setdefault((r["workload"], r.get("round")), []).append(r)
+        for (w, rnd), rs in by_workload.items():
+            w = w if rnd is None else f"{w}, round {rnd}"
             auth = next((r for r in rs if r["impl"] == "authors"), None)
             cells = []
             for r in sorted((r for r in rs if r["impl"] == "ours"), key=lambda r: str(r.get("variant"))):
@@ -232,6 +233,36 @@ def ratio_table(runs: dict[str, dict]) -> str:
             a_cell = f"{auth['median_s']:.3f} s, {auth['peak_gb']:.2f} GB" if auth else "not run"
             lines.append(f"| {name} ({run['machine'].get('date', '?')}) | {w} | {a_cell} | {'; '.join(cells)} |")
     return "\n".join(lines)
+
+
+def rounds_table(results: list[dict]) -> str:
+    """Speed-ups over the authors' code per round of a ``--rounds`` run, and their median.
+
+    Every speed-up divides the authors' s/iter by ours of the same round (the two measured one after
+    the other); rounds are never mixed.
+
+    Examples
+    --------
+    >>> rows = [{"workload": "w", "impl": "authors", "round": 1, "median_s": 2.0},
+    ...         {"workload": "w", "impl": "ours", "variant": "fp32", "round": 1, "median_s": 1.0},
+    ...         {"workload": "w", "impl": "ours", "variant": "fp32", "round": 2, "median_s": 1.0},
+    ...         {"workload": "w", "impl": "authors", "round": 2, "median_s": 3.0}]
+    >>> print(rounds_table(rows).splitlines()[-1])
+    | w | fp32 | 2.50x | 2.00x, 3.00x | 1.000 / 1.000 | 2.000 / 3.000 |
+    """
+    ok = [r for r in results if r.get("round") and r.get("median_s") and "failed" not in r and r.get("ensemble", 1) == 1]
+    authors = {(r["workload"], r["round"]): r["median_s"] for r in ok if r["impl"] == "authors"}
+    series: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
+    for r in sorted((r for r in ok if r["impl"] == "ours"), key=lambda r: r["round"]):
+        a = authors.get((r["workload"], r["round"]))
+        if a is not None:
+            series.setdefault((r["workload"], str(r.get("variant") or "ours")), []).append((a / r["median_s"], r["median_s"], a))
+    lines = ["| workload | variant | median speed-up | speed-up per round | ours s/iter per round | authors s/iter per round |",
+             "|---|---|---|---|---|---|"]
+    for (w, v), xs in series.items():
+        lines.append(f"| {w} | {v} | {float(np.median([x[0] for x in xs])):.2f}x | " + ", ".join(f"{x[0]:.2f}x" for x in xs)
+                     + " | " + " / ".join(f"{x[1]:.3f}" for x in xs) + " | " + " / ".join(f"{x[2]:.3f}" for x in xs) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def synthetic(w: dict, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
@@ -589,15 +620,17 @@ def _variant_table(results: list[dict], machine: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     ok = [r for r in results if "failed" not in r and r.get("impl") != "todo"]
-    authors = {(r["workload"], r.get("device")): r for r in ok if r["impl"] == "authors"}
+    authors = {(r["workload"], r.get("device"), r.get("round")): r for r in ok if r["impl"] == "authors"}
     def key(r: dict) -> tuple:
-        return r["workload"], r.get("ensemble", 1), r.get("device"), json.dumps(r.get("options") or {}, sort_keys=True)
+        return (r["workload"], r.get("ensemble", 1), r.get("device"), json.dumps(r.get("options") or {}, sort_keys=True),
+                r.get("round"))
 
     base = {key(r): r for r in ok if r["impl"] == "ours" and r.get("variant", "fp32") == "fp32"}
     for r in results:
         wl = r.get("workload", "(all)")
         ens = r.get("ensemble", 1)
-        label = r.get("impl", "ours") + (f" (E={ens})" if ens > 1 else "") + (f" {r['options']}" if r.get("options") else "")
+        label = r.get("impl", "ours") + (f" (E={ens})" if ens > 1 else "") + (f" {r['options']}" if r.get("options") else "") + (
+            f", round {r['round']}" if r.get("round") else "")
         variant = r.get("variant", "–" if r.get("impl") == "authors" else "fp32")
         if r.get("impl") == "todo":
             lines.append(f"| {wl} | ours | {variant} | – | – | – | – | – | – | – | – | – | – | – | {r['todo']} |")
@@ -625,7 +658,7 @@ def _variant_table(results: list[dict], machine: dict) -> str:
         else:
             b = base.get(key(r))
             vs_base = f"{b['median_s'] / r['median_s']:.2f}x" if b and b is not r else "–"
-            a = authors.get((wl, r.get("device")))
+            a = authors.get((wl, r.get("device"), r.get("round")))
             same = f"{a['median_s']:.3f} s/iter ({a['iters']} its), {a['peak_gb']:.2f} GB" if a else "not run"
             speed = f"{a['median_s'] / r['median_s']:.2f}x" if a else "–"
         lines.append(
@@ -656,6 +689,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--ensemble-variants", nargs="+", default=None, metavar="VARIANT",
                    help="variants of the ensemble runs (default: --variants)")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--rounds", type=int, default=1,
+                   help="measure every workload R times, the authors' code and ours alternating in order (authors first "
+                        "in odd rounds, ours first in even ones), and add a table of the speed-ups of each round and "
+                        "their median: on a shared machine one process can run 1.2x slower than the next")
     p.add_argument("--ops", type=int, default=0, metavar="N",
                    help="also profile the timed iterations (torch.profiler) and print the N operators with the most "
                         "self time per measurement (the times of such a run are under the profiler)")
@@ -676,6 +713,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--impl", default="ours", help=argparse.SUPPRESS)
     p.add_argument("--variant", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    if a.rounds < 1:
+        p.error(f"--rounds must be at least 1, got {a.rounds}")
     for v in (a.variants or []) + (a.ensemble_variants or []):
         try:
             parse_variant(v)
@@ -728,11 +767,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if authors_on is None:
         cuda = a.device == "cuda" or (a.device == "auto" and torch.cuda.is_available())
         authors_on = list(WORKLOADS) if cuda else [w for w in WORKLOADS if w != "boids_k49"]
-    for name in a.workloads:
-        if a.authors_src and name in authors_on:
-            record(_subprocess(name, "authors", a, None, iters=a.authors_iters))
-        for v in runnable:
-            record(_subprocess(name, "ours", a, options, variant=v))
+    for rnd in range(1, a.rounds + 1):
+        for name in a.workloads:
+            jobs: list[tuple[str, Any]] = [("authors", None)] if a.authors_src and name in authors_on else []
+            jobs += [("ours", v) for v in runnable]
+            for impl, v in (jobs if rnd % 2 else jobs[::-1]):  # alternate the order: drift hits both sides alike
+                if impl == "authors":
+                    res = _subprocess(name, "authors", a, None, iters=a.authors_iters)
+                else:
+                    res = _subprocess(name, "ours", a, options, variant=v)
+                record(res if a.rounds == 1 else {**res, "round": rnd})
     if a.ensemble:
         ens_variants = a.ensemble_variants or runnable
         for v in ens_variants:
@@ -747,6 +791,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for v in todo:
         record({"workload": "(all)", "impl": "todo", "variant": v, "todo": parse_variant(v)["todo"]})
     text = table(results, machine)
+    if a.rounds > 1:
+        text += "\n" + rounds_table(results)
     if a.ops:
         text += "\n" + ops_table(results)
     print(text)

@@ -205,6 +205,31 @@ def test_speed_variants_side_by_side_in_one_run(tmp_path, capsys):
         speed.main(["--variants", "nope"])
 
 
+def test_speed_rounds_alternate_the_order_and_pair_each_round(tmp_path, capsys, monkeypatch):
+    calls = []
+
+    def fake(name, impl, a, options=None, ensemble=1, iters=None, variant=None):  # one "measurement" per call
+        calls.append((impl, variant))
+        s = {"authors": 3.0, "fp32": 1.0, "warm": 1.5}[variant or impl] * (1 + len(calls) / 100)
+        return {"workload": name, "impl": impl, "device": "cpu", "iters": 1, "median_s": s, "min_s": s, "max_s": s,
+                "peak_gb": 1.0, "ensemble": 1, "options": {}, **({"variant": variant} if variant else {})}
+
+    monkeypatch.setattr(speed, "_subprocess", fake)
+    out = tmp_path / "speed.json"
+    assert speed.main(["--workloads", "eb_like", "--authors-src", str(tmp_path), "--variants", "fp32", "warm",
+                       "--rounds", "2", "--json", str(out)]) == 0
+    assert calls == [("authors", None), ("ours", "fp32"), ("ours", "warm"), ("ours", "warm"), ("ours", "fp32"), ("authors", None)]
+    rows = json.loads(out.read_text())["results"]
+    assert [r["round"] for r in rows] == [1, 1, 1, 2, 2, 2]
+    text = capsys.readouterr().out
+    # round 1: 3.03 / 1.02; round 2: 3.18 / 1.05 -> each round's authors over ours of the same round
+    fp32 = next(line for line in text.splitlines() if line.startswith("| eb_like | fp32 |"))
+    assert "2.97x, 3.03x" in fp32 and "| 3.00x |" in fp32
+    assert "| eb_like | ours, round 2 | fp32 |" in text
+    with pytest.raises(SystemExit):
+        speed.main(["--rounds", "0"])
+
+
 def test_gpu_check_script_runs_tiny_on_cpu(tmp_path):
     import subprocess
 
