@@ -826,6 +826,30 @@ The row `defaults s36_keep` is the same Boids fit of seed 0 with the defaults, r
 f636f32, when the compiled force kept its attention weights (a speed lever that changes no bit; see
 "Kept attention weights" in docs/performance.md). It repeats the record, 1.723, in 856 s.
 
+Two more measurements, 2026-12-07 19:43-21:07 (commit 5bb8ce5 for the big vortex, dd87a2a for
+Boids: the code of the fits is the same; the AVX2 instance of the rows above, whose test suite
+took about 340-360 s; nothing else running except where said).
+
+- **The higher learning rate on a fourth big-vortex seed** (`python -m benchmarks.ablation
+  --systems vortex_big --arms defaults --seeds 3 --n-iter 2000 --tag head2000`, and the same with
+  `--set lr=3e-4 --tag lr3e-4_avx2`): the defaults give 0.232 from t0 and 0.048 from t10 (γ 0.14),
+  lr 3e-4 gives 0.426 and 0.065 (γ 0.20). Over seeds 0-3 on this instance: from t0 0.283 against
+  0.436, from t10 0.053 against 0.081; the higher rate is worse on three seeds of four from both
+  starts. Seeds 4 and 5 were stopped to free the machine. The rejection stands, now on four seeds.
+- **32 birds per snapshot on Boids** (`python -m benchmarks.ablation --systems boids --arms defaults
+  --seeds 0 1 2 --n-iter 2000 --set particles_per_batch=32 --tag ppb32`, row `defaults ppb32`):
+  forecast 1.695 / 1.609 / 1.561 (mean 1.622; training-time W1 0.841 / 0.810 / 0.784), in 406-461 s
+  per fit on this instance, where the default 102 birds took 750-856 s (seed 0) and missed the
+  budget of 600 s. With the ablation's own `defaults` rows of 102 birds (data drawn with seed 0 for
+  every model seed: 1.723 / 1.779 / 1.590, mean 1.697) the order at 2,000 iterations is 32 birds
+  1.622, 64 1.650, 102 1.697, 160 1.823, 256 1.843 (the budget records of 256). Fewer birds per
+  snapshot were never worse, and the three smallest are within the seed spread of each other
+  (standard errors 0.04-0.06). Not adopted yet: only Boids has rollouts long enough for the rule
+  of `particles_per_batch="auto"` to shrink the batch, so a smaller count would be fitted to one
+  experiment, and the tutorial's stored full-size run and the budget records would have to be
+  rerun with it. It is the cheapest lever left for the Boids budget on slow instances: 32 or 64
+  birds meet the 600 s there at no loss of W1. None of these reaches the target of 1.5.
+
 """
 
 
