@@ -838,11 +838,11 @@ took about 340-360 s; nothing else running except where said).
   starts. Seeds 4 and 5 were stopped to free the machine. The rejection stands, now on four seeds.
 - **32 birds per snapshot on Boids** (`python -m benchmarks.ablation --systems boids --arms defaults
   --seeds 0 1 2 --n-iter 2000 --set particles_per_batch=32 --tag ppb32`, row `defaults ppb32`):
-  forecast 1.695 / 1.609 / 1.561 (mean 1.622; training-time W1 0.841 / 0.810 / 0.784), in 406-461 s
+  forecast 1.695 / 1.609 / 1.561 (mean 1.621; training-time W1 0.841 / 0.810 / 0.784), in 406-461 s
   per fit on this instance, where the default 102 birds took 750-856 s (seed 0) and missed the
   budget of 600 s. With the ablation's own `defaults` rows of 102 birds (data drawn with seed 0 for
   every model seed: 1.723 / 1.779 / 1.590, mean 1.697) the order at 2,000 iterations is 32 birds
-  1.622, 64 1.650, 102 1.697, 160 1.823, 256 1.843 (the budget records of 256). Fewer birds per
+  1.621, 64 1.650, 102 1.697, 160 1.823, 256 1.843 (the budget records of 256). Fewer birds per
   snapshot were never worse, and the three smallest are within the seed spread of each other
   (standard errors 0.04-0.06). Not adopted yet: only Boids has rollouts long enough for the rule
   of `particles_per_batch="auto"` to shrink the batch, so a smaller count would be fitted to one
