@@ -13,12 +13,15 @@ wall time, machine) to ``benchmarks/results/ablation.jsonl``. Systems are small 
 harness' experiments (see :mod:`benchmarks.experiments`) plus a damped oscillator released from
 rest; the baselines are computed on the same data in the same run. ``--eval-substeps K ...`` scores
 every trained model once more for each ``K`` integrator steps per time-grid step (records:
-``metrics_substeps``), so evaluation integrators are compared on the same models.
+``metrics_substeps``), so evaluation integrators are compared on the same models. ``--score-live``
+scores every model once more with its live weights instead of the EMA's (records: ``metrics_live``):
+the EMA never feeds back into training, so this is the ``ema=None`` arm of the same fit.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -63,11 +66,60 @@ def _train_velocities(mode: str, snaps, times, vels):
 EXTRA_EVAL_SUBSTEPS: list[int] = []
 
 
+#: score every model once more with its live weights instead of the EMA's (``--score-live``; the
+#: records' ``metrics_live`` field): the EMA never feeds back into training, so these are the scores
+#: of the same fit with ``ema=None``, got without a second fit
+SCORE_LIVE: list[bool] = [False]
+_LIVE: list[tuple[Any, dict]] = []  # (model as returned, its live weights), filled by _capture_live
+
+
+@contextlib.contextmanager
+def _capture_live():
+    """While a fit runs, record the live (non-EMA) weights of every model it returns (``SCORE_LIVE``)."""
+    from scwlm.mechanics import Mechanics
+
+    original = Mechanics.__dict__["from_train_result"]
+
+    def from_train_result(cls, result, index, config, extra_info=None):
+        mech = original.__func__(cls, result, index, config, extra_info)
+        if result.ema is not None:
+            live = result.network.select(index).state_dict()
+            _LIVE.append((mech, {k: v.detach().clone() for k, v in live.items()}))
+        return mech
+
+    _LIVE.clear()
+    if SCORE_LIVE[0]:
+        Mechanics.from_train_result = classmethod(from_train_result)
+    try:
+        yield
+    finally:
+        Mechanics.from_train_result = original
+        _LIVE.clear()
+
+
+@contextlib.contextmanager
+def _live_weights():
+    """The models of :func:`_capture_live` with their live weights, the EMA's restored afterwards."""
+    saved = [(mech, {k: v.clone() for k, v in mech.network.state_dict().items()}) for mech, _ in _LIVE]
+    for mech, live in _LIVE:
+        mech.network.load_state_dict(live)
+    try:
+        yield
+    finally:
+        for mech, ema in saved:
+            mech.network.load_state_dict(ema)
+
+
 def _other_substeps(score: Callable[[int | None], dict], kw: dict) -> dict:
-    """``{"metrics_substeps": {k: score(k)}}`` for the extra evaluation substeps (none: ``{}``)."""
+    """The extra scores of one trained system: ``{"metrics_substeps": {k: score(k)}}`` for the extra
+    evaluation substeps, and ``{"metrics_live": score(None)}`` with the live weights (none: ``{}``)."""
     own = kw.get("eval_substeps", WLMConfig().eval_substeps)
     extra = {str(k): score(k) for k in EXTRA_EVAL_SUBSTEPS if k != own}
-    return {"metrics_substeps": extra} if extra else {}
+    out: dict[str, Any] = {"metrics_substeps": extra} if extra else {}
+    if _LIVE:
+        with _live_weights():
+            out["metrics_live"] = score(None)
+    return out
 
 
 def _restart_scores(cases, s, t, substeps: int | None) -> dict:
@@ -275,8 +327,11 @@ def main(argv=None) -> int:
     ap.add_argument("--tag", default="")
     ap.add_argument("--eval-substeps", nargs="*", type=int, default=[],
                     help="also score every model with these integrator steps per time-grid step (records: metrics_substeps)")
+    ap.add_argument("--score-live", action="store_true",
+                    help="also score every model with its live weights instead of the EMA's (records: metrics_live)")
     args = ap.parse_args(argv)
     EXTRA_EVAL_SUBSTEPS[:] = args.eval_substeps
+    SCORE_LIVE[0] = args.score_live
     if args.command == "report":
         print(report(args.results))
         return 0
@@ -294,7 +349,8 @@ def main(argv=None) -> int:
             spec = ARMS[arm_name]
             for seed in args.seeds:
                 kw = {"progress": False, **SYSTEM_SETTINGS[sys_name], **spec["config"], **extra}
-                rec = runner(spec, seed, args.n_iter, kw)
+                with _capture_live():
+                    rec = runner(spec, seed, args.n_iter, kw)
                 rec.update(system=sys_name, arm=arm_name, seed=seed, n_iter=args.n_iter, settings=kw,
                            velocities=spec["velocities"], tag=args.tag, machine=info,
                            command="python -m benchmarks.ablation " + " ".join(sys.argv[1:]))
@@ -305,6 +361,9 @@ def main(argv=None) -> int:
                 b = ", ".join(f"{k}={v:.3f}" for k, v in rec["baselines"].items() if "mean" in k or "_h" not in k)
                 print(f"[ablation] {sys_name} {arm_name} seed={seed} it={args.n_iter}: {m} | {b} | "
                       f"gamma={rec['friction']:.3f} wall={rec['wall_s']:.0f}s", flush=True)
+                if "metrics_live" in rec:
+                    print("[ablation]   scored with the live weights: "
+                          + ", ".join(f"{a}={v:.3f}" for a, v in rec["metrics_live"].items()), flush=True)
                 for k, ms in rec.get("metrics_substeps", {}).items():
                     print(f"[ablation]   scored with {k} substep(s): " + ", ".join(f"{a}={v:.3f}" for a, v in ms.items()),
                           flush=True)

@@ -366,6 +366,28 @@ def test_ablation_scores_one_trained_model_with_other_evaluation_substeps(monkey
     assert "metrics_substeps" not in again and again["metrics"] == pytest.approx(rec["metrics_substeps"]["1"])
 
 
+def test_ablation_scores_the_live_weights_of_the_same_fit_as_a_fit_without_ema(monkeypatch):
+    import benchmarks.ablation as ab
+    from scwlm import datasets as D
+
+    ds = D.harmonic_well(n=30, random_state=0)
+    run = ab.forecast_system(ds, ds.meta["n_train"])
+    kw = {**TINY, "warm_start": 0, "ema": 0.9}
+    monkeypatch.setattr(ab, "SCORE_LIVE", [True])
+    with ab._capture_live():
+        rec = run(ab.ARMS["defaults"], 0, 6, kw)
+    assert set(rec["metrics_live"]) == set(rec["metrics"]) and rec["metrics_live"] != rec["metrics"]
+    # the EMA never feeds back into training: the live weights are those of a fit without EMA
+    no_ema = run(ab.ARMS["defaults"], 0, 6, {**kw, "ema": None})
+    assert "metrics_live" not in no_ema and no_ema["metrics"] == rec["metrics_live"]
+    # and the fit's models got their EMA weights back: scoring again repeats the EMA's metrics
+    with ab._capture_live():
+        again = run(ab.ARMS["defaults"], 0, 6, kw)
+    assert again["metrics"] == rec["metrics"] and again["metrics_live"] == rec["metrics_live"]
+    from scwlm.mechanics import Mechanics
+    assert Mechanics.from_train_result.__func__.__name__ == "from_train_result" and not ab._LIVE
+
+
 def test_speed_decides_compile_auto_as_for_a_long_fit(monkeypatch):
     # the timed fit is a few iterations, but the row must show what a real fit of these settings
     # computes: compile_force="auto" compiles a single model's force on 111 particles
