@@ -110,7 +110,7 @@ def _live_weights():
             mech.network.load_state_dict(ema)
 
 
-def _other_substeps(score: Callable[[int | None], dict], kw: dict) -> dict:
+def _extra_scores(score: Callable[[int | None], dict], kw: dict) -> dict:
     """The extra scores of one trained system: ``{"metrics_substeps": {k: score(k)}}`` for the extra
     evaluation substeps, and ``{"metrics_live": score(None)}`` with the live weights (none: ``{}``)."""
     own = kw.get("eval_substeps", WLMConfig().eval_substeps)
@@ -162,7 +162,7 @@ def forecast_system(ds, n_train: int, *, fixed_friction: float | None = None, ex
             base["constant_velocity"] = float(np.mean(
                 [wasserstein1(constant_velocity(s[last], v[last], t[i] - t[last]), s[i]) for i in fut]))
         return {"metrics": out, "baselines": base, "friction": mech.friction, "wall_s": wall,
-                "warm_start": mech.info.get("warm_start"), **_other_substeps(score, kw)}
+                "warm_start": mech.info.get("warm_start"), **_extra_scores(score, kw)}
 
     return run
 
@@ -200,7 +200,7 @@ def interp_system(ds, holdouts: list[int]):
         base["mccann_mean"] = float(np.mean([base[f"mccann_h{h}"] for h in holdouts]))
         base["previous_mean"] = float(np.mean([base[f"previous_h{h}"] for h in holdouts]))
         return {"metrics": out, "baselines": base, "friction": float(np.mean(ens.frictions)), "wall_s": wall / len(ens),
-                "warm_start": ens[0].info.get("warm_start"), **_other_substeps(score, kw)}
+                "warm_start": ens[0].info.get("warm_start"), **_extra_scores(score, kw)}
 
     return run
 
@@ -230,7 +230,7 @@ def vortex_interp_system():
             base[f"mccann_t{h + 1}"] = wasserstein1(pts, s[h], x_weights=wts)
         base["mccann_mean"] = float(np.mean([base[f"mccann_t{h + 1}"] for h in holdout]))
         return {"metrics": out, "baselines": base, "friction": mech.friction, "wall_s": wall,
-                "warm_start": mech.info.get("warm_start"), **_other_substeps(score, kw)}
+                "warm_start": mech.info.get("warm_start"), **_extra_scores(score, kw)}
 
     return run
 

@@ -769,13 +769,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         authors_on = list(WORKLOADS) if cuda else [w for w in WORKLOADS if w != "boids_k49"]
     for rnd in range(1, a.rounds + 1):
         for name in a.workloads:
-            jobs: list[tuple[str, Any]] = [("authors", None)] if a.authors_src and name in authors_on else []
-            jobs += [("ours", v) for v in runnable]
-            for impl, v in (jobs if rnd % 2 else jobs[::-1]):  # alternate the order: drift hits both sides alike
-                if impl == "authors":
-                    res = _subprocess(name, "authors", a, None, iters=a.authors_iters)
-                else:
-                    res = _subprocess(name, "ours", a, options, variant=v)
+            jobs = [dict(impl="authors", options=None, iters=a.authors_iters)] if a.authors_src and name in authors_on else []
+            jobs += [dict(impl="ours", options=options, variant=v) for v in runnable]
+            for job in (jobs if rnd % 2 else jobs[::-1]):  # alternate the order: drift hits both sides alike
+                res = _subprocess(name, a=a, **job)
                 record(res if a.rounds == 1 else {**res, "round": rnd})
     if a.ensemble:
         ens_variants = a.ensemble_variants or runnable

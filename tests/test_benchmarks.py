@@ -370,6 +370,9 @@ def test_ablation_scores_the_live_weights_of_the_same_fit_as_a_fit_without_ema(m
     import benchmarks.ablation as ab
     from scwlm import datasets as D
 
+    from scwlm.mechanics import Mechanics
+
+    original = Mechanics.__dict__["from_train_result"]
     ds = D.harmonic_well(n=30, random_state=0)
     run = ab.forecast_system(ds, ds.meta["n_train"])
     kw = {**TINY, "warm_start": 0, "ema": 0.9}
@@ -384,8 +387,7 @@ def test_ablation_scores_the_live_weights_of_the_same_fit_as_a_fit_without_ema(m
     with ab._capture_live():
         again = run(ab.ARMS["defaults"], 0, 6, kw)
     assert again["metrics"] == rec["metrics"] and again["metrics_live"] == rec["metrics_live"]
-    from scwlm.mechanics import Mechanics
-    assert Mechanics.from_train_result.__func__.__name__ == "from_train_result" and not ab._LIVE
+    assert Mechanics.__dict__["from_train_result"] is original and not ab._LIVE  # the library's own, restored
 
 
 def test_speed_decides_compile_auto_as_for_a_long_fit(monkeypatch):
