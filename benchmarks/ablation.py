@@ -16,12 +16,15 @@ every trained model once more for each ``K`` integrator steps per time-grid step
 ``metrics_substeps``), so evaluation integrators are compared on the same models. ``--score-live``
 scores every model once more with its live weights instead of the EMA's (records: ``metrics_live``):
 the EMA never feeds back into training, so this is the ``ema=None`` arm of the same fit.
+``--score-ema C ...`` likewise scores every model with more EMAs tracked beside the fit's own, of
+warm-up constant ``C`` (records: ``metrics_ema``).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import sys
 import time
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
 import scwlm
 from scwlm import datasets as D
@@ -70,55 +74,104 @@ EXTRA_EVAL_SUBSTEPS: list[int] = []
 #: records' ``metrics_live`` field): the EMA never feeds back into training, so these are the scores
 #: of the same fit with ``ema=None``, got without a second fit
 SCORE_LIVE: list[bool] = [False]
-_LIVE: list[tuple[Any, dict]] = []  # (model as returned, its live weights), filled by _capture_live
+
+#: EMA warm-up constants ``c`` to score every model with besides its own (``--score-ema``; the records'
+#: ``metrics_ema`` field, keyed by ``c``): more EMAs of the network's weights are tracked beside the
+#: fit's own, each of decay ``min(ema, (1 + i) / (c + i))`` at iteration ``i`` (the trainer's warm-up
+#: has ``c = 10``; a smaller ``c`` averages over a longer tail of the fit, as ``(i / n) ** (c - 1)``).
+#: The EMA never feeds back into training, so these are the scores of the same fit with another
+#: warm-up, got without a second fit (except after a divergence recovery, which restores the fit's
+#: own EMA but not these).
+SCORE_EMA: list[float] = []
+
+#: (model as returned, {variant: its weights}), filled by _capture_weights; variants "live" and "ema c"
+_WEIGHTS: list[tuple[Any, dict[str, dict]]] = []
+_STATE: list[Any] = []  # the training state of the fit in progress (holds the extra EMAs)
+
+
+def _ema_variant(c: float) -> str:
+    return f"ema {c:g}"
 
 
 @contextlib.contextmanager
-def _capture_live():
-    """While a fit runs, record the live (non-EMA) weights of every model it returns (``SCORE_LIVE``)."""
+def _capture_weights():
+    """While a fit runs, record the weights of the variants to score of every model it returns: the
+    live (non-EMA) weights (``SCORE_LIVE``) and the extra EMAs (``SCORE_EMA``)."""
+    from scwlm.core.trainer import TrainingState
     from scwlm.mechanics import Mechanics
 
     original = Mechanics.__dict__["from_train_result"]
+    original_apply = TrainingState.apply
+    emas = list(SCORE_EMA)
+
+    def apply(self, it: int) -> None:
+        extra = self.__dict__.get("_extra_ema")
+        if self.ema is not None and extra is None:  # the first step of the main fit (after any warm start)
+            extra = (self.ema, {c: {k: v.clone() for k, v in self.ema.items()} for c in emas})
+            self._extra_ema = extra
+        original_apply(self, it)
+        if extra is not None:
+            _STATE[:] = [self]
+            with torch.no_grad():
+                for c, ema in extra[1].items():  # the trainer's update, with warm-up constant c
+                    decay = min(self.cfg.ema, (1.0 + it) / (c + it))
+                    for k, p in self.network.named_parameters():
+                        ema[k].mul_(decay).add_(p.detach(), alpha=1.0 - decay)
 
     def from_train_result(cls, result, index, config, extra_info=None):
         mech = original.__func__(cls, result, index, config, extra_info)
         if result.ema is not None:
-            live = result.network.select(index).state_dict()
-            _LIVE.append((mech, {k: v.detach().clone() for k, v in live.items()}))
+            variants = {}
+            if SCORE_LIVE[0]:
+                variants["live"] = result.network.select(index).state_dict()
+            state = _STATE[0] if _STATE and _STATE[0].network is result.network else None
+            for c, ema in ({} if state is None else state._extra_ema[1]).items():
+                variants[_ema_variant(c)] = dataclasses.replace(result, ema=ema).evaluation_network().select(index).state_dict()
+            _WEIGHTS.append((mech, {n: {k: v.detach().clone() for k, v in w.items()} for n, w in variants.items()}))
         return mech
 
-    _LIVE.clear()
-    if SCORE_LIVE[0]:
+    _WEIGHTS.clear()
+    _STATE.clear()
+    if SCORE_LIVE[0] or emas:
         Mechanics.from_train_result = classmethod(from_train_result)
+    if emas:
+        TrainingState.apply = apply
     try:
         yield
     finally:
         Mechanics.from_train_result = original
-        _LIVE.clear()
+        TrainingState.apply = original_apply
+        _WEIGHTS.clear()
+        _STATE.clear()
 
 
 @contextlib.contextmanager
-def _live_weights():
-    """The models of :func:`_capture_live` with their live weights, the EMA's restored afterwards."""
-    saved = [(mech, {k: v.clone() for k, v in mech.network.state_dict().items()}) for mech, _ in _LIVE]
-    for mech, live in _LIVE:
-        mech.network.load_state_dict(live)
+def _variant_weights(variant: str):
+    """The models of :func:`_capture_weights` with the weights of ``variant``, their own restored afterwards."""
+    saved = [(mech, {k: v.clone() for k, v in mech.network.state_dict().items()}) for mech, _ in _WEIGHTS]
+    for mech, weights in _WEIGHTS:
+        mech.network.load_state_dict(weights[variant])
     try:
         yield
     finally:
-        for mech, ema in saved:
-            mech.network.load_state_dict(ema)
+        for mech, own in saved:
+            mech.network.load_state_dict(own)
 
 
 def _extra_scores(score: Callable[[int | None], dict], kw: dict) -> dict:
     """The extra scores of one trained system: ``{"metrics_substeps": {k: score(k)}}`` for the extra
-    evaluation substeps, and ``{"metrics_live": score(None)}`` with the live weights (none: ``{}``)."""
+    evaluation substeps, ``{"metrics_live": score(None)}`` with the live weights and
+    ``{"metrics_ema": {c: score(None)}}`` with the extra EMAs (none: ``{}``)."""
     own = kw.get("eval_substeps", WLMConfig().eval_substeps)
     extra = {str(k): score(k) for k in EXTRA_EVAL_SUBSTEPS if k != own}
     out: dict[str, Any] = {"metrics_substeps": extra} if extra else {}
-    if _LIVE:
-        with _live_weights():
-            out["metrics_live"] = score(None)
+    variants = list(_WEIGHTS[0][1]) if _WEIGHTS else []
+    for variant in variants:
+        with _variant_weights(variant):
+            if variant == "live":
+                out["metrics_live"] = score(None)
+            else:
+                out.setdefault("metrics_ema", {})[variant.split(" ", 1)[1]] = score(None)
     return out
 
 
@@ -329,9 +382,13 @@ def main(argv=None) -> int:
                     help="also score every model with these integrator steps per time-grid step (records: metrics_substeps)")
     ap.add_argument("--score-live", action="store_true",
                     help="also score every model with its live weights instead of the EMA's (records: metrics_live)")
+    ap.add_argument("--score-ema", nargs="*", type=float, default=[], metavar="C",
+                    help="also score every model with EMAs of warm-up constant C, tracked beside the fit's own "
+                         "(decay min(ema, (1+i)/(C+i)); the trainer's C is 10; records: metrics_ema)")
     args = ap.parse_args(argv)
     EXTRA_EVAL_SUBSTEPS[:] = args.eval_substeps
     SCORE_LIVE[0] = args.score_live
+    SCORE_EMA[:] = args.score_ema
     if args.command == "report":
         print(report(args.results))
         return 0
@@ -349,7 +406,7 @@ def main(argv=None) -> int:
             spec = ARMS[arm_name]
             for seed in args.seeds:
                 kw = {"progress": False, **SYSTEM_SETTINGS[sys_name], **spec["config"], **extra}
-                with _capture_live():
+                with _capture_weights():
                     rec = runner(spec, seed, args.n_iter, kw)
                 rec.update(system=sys_name, arm=arm_name, seed=seed, n_iter=args.n_iter, settings=kw,
                            velocities=spec["velocities"], tag=args.tag, machine=info,
@@ -361,6 +418,9 @@ def main(argv=None) -> int:
                 b = ", ".join(f"{k}={v:.3f}" for k, v in rec["baselines"].items() if "mean" in k or "_h" not in k)
                 print(f"[ablation] {sys_name} {arm_name} seed={seed} it={args.n_iter}: {m} | {b} | "
                       f"gamma={rec['friction']:.3f} wall={rec['wall_s']:.0f}s", flush=True)
+                for c, ms in rec.get("metrics_ema", {}).items():
+                    print(f"[ablation]   scored with the EMA of warm-up c={c}: " + ", ".join(f"{a}={v:.3f}" for a, v in ms.items()),
+                          flush=True)
                 if "metrics_live" in rec:
                     print("[ablation]   scored with the live weights: "
                           + ", ".join(f"{a}={v:.3f}" for a, v in rec["metrics_live"].items()), flush=True)

@@ -377,17 +377,41 @@ def test_ablation_scores_the_live_weights_of_the_same_fit_as_a_fit_without_ema(m
     run = ab.forecast_system(ds, ds.meta["n_train"])
     kw = {**TINY, "warm_start": 0, "ema": 0.9}
     monkeypatch.setattr(ab, "SCORE_LIVE", [True])
-    with ab._capture_live():
+    with ab._capture_weights():
         rec = run(ab.ARMS["defaults"], 0, 6, kw)
     assert set(rec["metrics_live"]) == set(rec["metrics"]) and rec["metrics_live"] != rec["metrics"]
     # the EMA never feeds back into training: the live weights are those of a fit without EMA
     no_ema = run(ab.ARMS["defaults"], 0, 6, {**kw, "ema": None})
     assert "metrics_live" not in no_ema and no_ema["metrics"] == rec["metrics_live"]
     # and the fit's models got their EMA weights back: scoring again repeats the EMA's metrics
-    with ab._capture_live():
+    with ab._capture_weights():
         again = run(ab.ARMS["defaults"], 0, 6, kw)
     assert again["metrics"] == rec["metrics"] and again["metrics_live"] == rec["metrics_live"]
-    assert Mechanics.__dict__["from_train_result"] is original and not ab._LIVE  # the library's own, restored
+    assert Mechanics.__dict__["from_train_result"] is original and not ab._WEIGHTS  # the library's own, restored
+
+
+def test_ablation_scores_other_ema_warmups_of_the_same_fit(monkeypatch):
+    import benchmarks.ablation as ab
+    from scwlm import datasets as D
+    from scwlm.core.trainer import TrainingState
+
+    apply = TrainingState.apply
+    ds = D.harmonic_well(n=30, random_state=0)
+    run = ab.forecast_system(ds, ds.meta["n_train"])
+    kw = {**TINY, "warm_start": 3, "ema": 0.99}  # the extra EMAs start where the fit's own does, after the warm start
+    monkeypatch.setattr(ab, "SCORE_EMA", [10.0, 2.0])
+    with ab._capture_weights():
+        rec = run(ab.ARMS["defaults"], 0, 8, kw)
+    assert set(rec["metrics_ema"]) == {"10", "2"} and "metrics_live" not in rec
+    # the trainer's own warm-up (c = 10) tracked beside it gives its own metrics, bit for bit
+    assert rec["metrics_ema"]["10"] == rec["metrics"]
+    assert rec["metrics_ema"]["2"] != rec["metrics"]  # a longer average, other weights
+    # tracking them changed nothing in the fit: a fit without them scores the same
+    monkeypatch.setattr(ab, "SCORE_EMA", [])
+    with ab._capture_weights():
+        plain = run(ab.ARMS["defaults"], 0, 8, kw)
+    assert plain["metrics"] == rec["metrics"] and "metrics_ema" not in plain
+    assert TrainingState.apply is apply and not ab._WEIGHTS and not ab._STATE  # the library's own, restored
 
 
 def test_speed_decides_compile_auto_as_for_a_long_fit(monkeypatch):
