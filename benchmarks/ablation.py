@@ -114,7 +114,7 @@ def _capture_weights():
             _STATE[:] = [self]
             with torch.no_grad():
                 for c, ema in extra[1].items():  # the trainer's update, with warm-up constant c
-                    decay = min(self.cfg.ema, (1.0 + it) / (c + it))
+                    decay = self.cfg.replace(ema_warmup=c).ema_decay(it)
                     for k, p in self.network.named_parameters():
                         ema[k].mul_(decay).add_(p.detach(), alpha=1.0 - decay)
 

@@ -412,6 +412,41 @@ def test_warm_up_reaches_the_peak_lr_and_stays_there_with_a_constant_schedule(dr
     assert lrs == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
 
 
+def test_the_ema_is_the_warm_up_weighted_average_of_the_live_weights(drifting, monkeypatch):
+    # line 5: ema <- d_i ema + (1 - d_i) theta_i with d_i = min(ema, (1 + i) / (c + i)), c = ema_warmup
+    import scwlm.core.trainer as trainer
+
+    seen = []  # the EMA before the first step, then the live weights after every step
+    original = trainer.TrainingState.apply
+
+    def spy(self, it):
+        if it == 0:
+            seen.append(self.ema["head_w"].clone())
+        original(self, it)
+        seen.append(self.network.head_w.detach().clone())
+
+    monkeypatch.setattr(trainer.TrainingState, "apply", spy)
+    snaps, times = drifting
+    for c, ema in ((3.0, 0.9), (True, 0.5), (False, 0.9)):
+        seen.clear()
+        cfg = WLMConfig(ema=ema, ema_warmup=c, warm_start=0, **TINY)
+        res = train([Task(as_snapshots(snaps, times), seed=0)], cfg, n_iter=5)
+        avg = seen[0]
+        for i, theta in enumerate(seen[1:]):
+            avg = cfg.ema_decay(i) * avg + (1 - cfg.ema_decay(i)) * theta
+        assert torch.allclose(avg, res.ema["head_w"], atol=1e-6)
+        assert not torch.allclose(seen[-1], res.ema["head_w"], atol=1e-6)  # an average, not the last weights
+    assert [WLMConfig(ema_warmup=3.0).ema_decay(i) for i in (0, 1, 10**6)] == [pytest.approx(1 / 3), 0.5, 0.999]
+    assert WLMConfig(ema_warmup=True).ema_decay(0) == pytest.approx(0.1)  # c = 10
+    assert WLMConfig(ema=0.9, ema_warmup=False).ema_decay(0) == 0.9
+
+
+@pytest.mark.parametrize("bad", [1, 0.5, -3, float("nan"), "yes"])
+def test_ema_warmup_is_validated(bad):
+    with pytest.raises(ValueError, match="ema_warmup"):
+        WLMConfig(ema_warmup=bad)
+
+
 def test_observed_anchoring_starts_rollouts_at_snapshots_with_velocities(monkeypatch):
     # record the times at which training rollouts start
     import scwlm.core.trainer as trainer

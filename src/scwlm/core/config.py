@@ -17,6 +17,9 @@ __all__ = ["WLMConfig", "GROUPS", "PAPER_SETTINGS"]
 #: they are neither saved with a model nor compared when a checkpoint is resumed.
 GROUPS = ("model", "physics", "loss", "optimiser", "runtime")
 
+#: the default warm-up constant of the weights' EMA (``ema_warmup``; :meth:`WLMConfig.ema_decay`)
+EMA_WARMUP: bool | float = True
+
 
 def _setting(default: Any, group: str) -> Any:
     assert group in GROUPS, group
@@ -91,8 +94,9 @@ class WLMConfig:
         a training rollout takes more than :data:`AUTO_BATCH_STEPS` integrator steps on average,
         so that it also costs about the same however long the time course is; see
         :meth:`batch_size`; ``None`` = all points, as in the paper), ``ema`` (0.999; ``None`` disables),
-        ``ema_warmup`` (use ``min(ema, (1+i)/(10+i))`` at iteration ``i``, which only matters for
-        short runs), ``grad_clip`` (per-model norm; ``None`` = off), ``rollout_grad``
+        ``ema_warmup`` (the EMA's decay at iteration ``i`` is ``min(ema, (1+i)/(c+i))`` with
+        ``c = ema_warmup``, see :meth:`ema_decay`; ``True``: ``c = 10``; ``False``: a constant
+        ``ema``), ``grad_clip`` (per-model norm; ``None`` = off), ``rollout_grad``
         (``"detached"``: positions are detached before every force evaluation, as in the authors'
         code; ``"full"``: exact gradient of the discretised rollout), ``anchor`` (``"first"``:
         every training rollout starts at the first snapshot, as in Algorithm 1;
@@ -166,7 +170,7 @@ class WLMConfig:
     horizon_ramp: int | str = _setting("auto", "optimiser")
     particles_per_batch: int | str | None = _setting("auto", "optimiser")
     ema: float | None = _setting(0.999, "optimiser")
-    ema_warmup: bool = _setting(True, "optimiser")
+    ema_warmup: bool | float = _setting(EMA_WARMUP, "optimiser")
     grad_clip: float | None = _setting(None, "optimiser")
     rollout_grad: str = _setting("detached", "optimiser")
     anchor: str = _setting("first", "optimiser")
@@ -233,6 +237,9 @@ class WLMConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 extra = " or 'auto'" if name == "warm_start" else ""
                 raise ValueError(f"{name} must be an integer >= 0{extra}, got {v!r}")
+        ew = self.ema_warmup
+        if not (isinstance(ew, bool) or (isinstance(ew, (int, float)) and math.isfinite(ew) and ew > 1)):
+            raise ValueError(f"ema_warmup must be True, False or a number > 1, got {ew!r}")
         sw = self.sinkhorn_warm_start
         if not (isinstance(sw, bool) or (isinstance(sw, int) and sw >= 0)):
             raise ValueError(f"sinkhorn_warm_start must be True, False or a number of eps-steps >= 0, got {sw!r}")
@@ -307,6 +314,32 @@ class WLMConfig:
             inv = 1.0 / float(dt)
             return (inv,) if inv == 1.0 else (inv, 1.0)
         return (float(self.friction_init),)
+
+    def ema_decay(self, it: int) -> float:
+        r"""The decay of the weights' EMA at iteration ``it`` (line 5 of Algorithm 1).
+
+        With a warm-up constant :math:`c` (``ema_warmup``; ``True`` is :math:`c = 10`) it is
+        :math:`\min(\beta, (1 + i) / (c + i))` for ``ema`` :math:`\beta`: after :math:`n`
+        iterations (as long as the cap :math:`\beta` is not reached) the EMA weighs the weights of
+        iteration :math:`i` about as :math:`(i / n)^{c - 1}`, an average over the last
+        :math:`\approx 1/c` of the fit, whatever its length. A smaller :math:`c` averages over more
+        of it. ``ema_warmup=False`` is a constant :math:`\beta`, as in the paper (at small budgets its
+        EMA is still mostly the initialisation).
+
+        Examples
+        --------
+        >>> cfg = WLMConfig(ema=0.999, ema_warmup=5)
+        >>> round(cfg.ema_decay(0), 3), round(cfg.ema_decay(1995), 4), cfg.ema_decay(10 ** 5)
+        (0.2, 0.998, 0.999)
+        >>> WLMConfig(ema_warmup=True).ema_decay(0) == 0.1, WLMConfig(ema_warmup=False).ema_decay(0)
+        (True, 0.999)
+        """
+        if self.ema is None:
+            raise ValueError("ema is None: there is no EMA")
+        if self.ema_warmup is False:
+            return float(self.ema)
+        c = 10.0 if self.ema_warmup is True else float(self.ema_warmup)
+        return min(float(self.ema), (1.0 + it) / (c + it))
 
     def warm_start_iterations(self, n_iter: int) -> int:
         """Iterations of the linear warm start before a fit of ``n_iter`` iterations.

@@ -793,8 +793,7 @@ class TrainingState:
                 g["lr"] = base * factor
         self.optimizer.step()
         if self.ema is not None:
-            cfg = self.cfg
-            decay = min(cfg.ema, (1.0 + it) / (10.0 + it)) if cfg.ema_warmup else cfg.ema
+            decay = self.cfg.ema_decay(it)
             with torch.no_grad():
                 for k, p in self.network.named_parameters():
                     self.ema[k].mul_(decay).add_(p.detach(), alpha=1.0 - decay)
