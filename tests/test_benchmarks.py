@@ -398,13 +398,13 @@ def test_ablation_scores_other_ema_warmups_of_the_same_fit(monkeypatch):
     apply = TrainingState.apply
     ds = D.harmonic_well(n=30, random_state=0)
     run = ab.forecast_system(ds, ds.meta["n_train"])
-    kw = {**TINY, "warm_start": 3, "ema": 0.99}  # the extra EMAs start where the fit's own does, after the warm start
-    monkeypatch.setattr(ab, "SCORE_EMA", [10.0, 2.0])
+    kw = {**TINY, "warm_start": 3, "ema": 0.99, "ema_warmup": 4.0}  # the extra EMAs start after the warm start
+    monkeypatch.setattr(ab, "SCORE_EMA", [4.0, 2.0])
     with ab._capture_weights():
         rec = run(ab.ARMS["defaults"], 0, 8, kw)
-    assert set(rec["metrics_ema"]) == {"10", "2"} and "metrics_live" not in rec
-    # the trainer's own warm-up (c = 10) tracked beside it gives its own metrics, bit for bit
-    assert rec["metrics_ema"]["10"] == rec["metrics"]
+    assert set(rec["metrics_ema"]) == {"4", "2"} and "metrics_live" not in rec
+    # the fit's own warm-up (c = 4) tracked beside it gives its own metrics, bit for bit
+    assert rec["metrics_ema"]["4"] == rec["metrics"]
     assert rec["metrics_ema"]["2"] != rec["metrics"]  # a longer average, other weights
     # tracking them changed nothing in the fit: a fit without them scores the same
     monkeypatch.setattr(ab, "SCORE_EMA", [])
