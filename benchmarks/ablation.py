@@ -107,14 +107,14 @@ def _capture_weights():
     def apply(self, it: int) -> None:
         extra = self.__dict__.get("_extra_ema")
         if self.ema is not None and extra is None:  # the first step of the main fit (after any warm start)
-            extra = (self.ema, {c: {k: v.clone() for k, v in self.ema.items()} for c in emas})
-            self._extra_ema = extra
+            extra = {c: {k: v.clone() for k, v in self.ema.items()} for c in emas}
+            self._extra_ema, self._extra_cfg = extra, {c: self.cfg.replace(ema_warmup=c) for c in emas}
+            _STATE[:] = [self]
         original_apply(self, it)
         if extra is not None:
-            _STATE[:] = [self]
             with torch.no_grad():
-                for c, ema in extra[1].items():  # the trainer's update, with warm-up constant c
-                    decay = self.cfg.replace(ema_warmup=c).ema_decay(it)
+                for c, ema in extra.items():  # the trainer's update, with warm-up constant c
+                    decay = self._extra_cfg[c].ema_decay(it)
                     for k, p in self.network.named_parameters():
                         ema[k].mul_(decay).add_(p.detach(), alpha=1.0 - decay)
 
@@ -125,7 +125,7 @@ def _capture_weights():
             if SCORE_LIVE[0]:
                 variants["live"] = result.network.select(index).state_dict()
             state = _STATE[0] if _STATE and _STATE[0].network is result.network else None
-            for c, ema in ({} if state is None else state._extra_ema[1]).items():
+            for c, ema in ({} if state is None else state._extra_ema).items():
                 variants[_ema_variant(c)] = dataclasses.replace(result, ema=ema).evaluation_network().select(index).state_dict()
             _WEIGHTS.append((mech, {n: {k: v.detach().clone() for k, v in w.items()} for n, w in variants.items()}))
         return mech

@@ -17,9 +17,6 @@ __all__ = ["WLMConfig", "GROUPS", "PAPER_SETTINGS"]
 #: they are neither saved with a model nor compared when a checkpoint is resumed.
 GROUPS = ("model", "physics", "loss", "optimiser", "runtime")
 
-#: the default warm-up constant of the weights' EMA (``ema_warmup``; :meth:`WLMConfig.ema_decay`)
-EMA_WARMUP: bool | float = True
-
 
 def _setting(default: Any, group: str) -> Any:
     assert group in GROUPS, group
@@ -170,7 +167,7 @@ class WLMConfig:
     horizon_ramp: int | str = _setting("auto", "optimiser")
     particles_per_batch: int | str | None = _setting("auto", "optimiser")
     ema: float | None = _setting(0.999, "optimiser")
-    ema_warmup: bool | float = _setting(EMA_WARMUP, "optimiser")
+    ema_warmup: bool | float = _setting(True, "optimiser")
     grad_clip: float | None = _setting(None, "optimiser")
     rollout_grad: str = _setting("detached", "optimiser")
     anchor: str = _setting("first", "optimiser")
