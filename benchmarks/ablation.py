@@ -368,6 +368,24 @@ SYSTEM_SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 
+def parse_settings(items: list[str]) -> dict[str, Any]:
+    """``--set`` items ``key=value`` as engine settings: the value as JSON, else the bare string.
+
+    >>> parse_settings(["lr=3e-4", "lr_schedule=cosine", "blur=null", 'anchor="first"'])
+    {'lr': 0.0003, 'lr_schedule': 'cosine', 'blur': None, 'anchor': 'first'}
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set takes key=value items, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("command", nargs="?", default="run", choices=["run", "report"])
@@ -375,7 +393,7 @@ def main(argv=None) -> int:
     ap.add_argument("--arms", nargs="+", default=list(ARMS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--n-iter", type=int, default=400)
-    ap.add_argument("--set", nargs="*", default=[], help="extra key=value engine settings for every arm")
+    ap.add_argument("--set", nargs="*", default=[], help="extra key=value engine settings for every arm (the value as JSON, else a string: lr=3e-4 lr_schedule=cosine)")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--tag", default="")
     ap.add_argument("--eval-substeps", nargs="*", type=int, default=[],
@@ -392,10 +410,10 @@ def main(argv=None) -> int:
     if args.command == "report":
         print(report(args.results))
         return 0
-    extra = {}
-    for kv in args.set:
-        k, v = kv.split("=", 1)
-        extra[k] = json.loads(v)
+    try:
+        extra = parse_settings(args.set)
+    except ValueError as err:
+        ap.error(str(err))
     systems = _systems()
     from benchmarks.reproduce import machine_info
 

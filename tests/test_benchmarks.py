@@ -426,3 +426,14 @@ def test_speed_decides_compile_auto_as_for_a_long_fit(monkeypatch):
     assert res["compiled"] and res["compile_s"][0] > 0 and "first call" in res["compile_note"]
     res = speed.run_ours("oceans_small_interp", iters=1, warmup=1, device="cpu", extra=tiny, ensemble=5)
     assert "compiled" not in res  # 5 x 111 rows: eager
+
+
+def test_ablation_set_takes_json_values_and_bare_strings():
+    from benchmarks.ablation import main, parse_settings
+
+    assert parse_settings(["lr=3e-4", "lr_schedule=cosine", "blur=null", 'anchor="first"', "ema_warmup=true"]) == {
+        "lr": 3e-4, "lr_schedule": "cosine", "blur": None, "anchor": "first", "ema_warmup": True}
+    with pytest.raises(ValueError, match="key=value"):
+        parse_settings(["lr"])
+    with pytest.raises(SystemExit):  # argparse's usage error, before anything is fitted
+        main(["run", "--systems", "harmonic", "--set", "=3"])
