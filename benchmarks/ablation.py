@@ -36,6 +36,7 @@ import torch
 
 import scwlm
 from scwlm import datasets as D
+from scwlm.cli import parse_settings
 from scwlm.core.baselines import constant_velocity, mccann_interpolation
 from scwlm.core.config import WLMConfig
 from scwlm.core.metrics import mean_se, wasserstein1
@@ -366,24 +367,6 @@ SYSTEM_SETTINGS: dict[str, dict[str, Any]] = {
     "boids": {"p": 1},
     "gf_sde": {"eval_substeps": 1},
 }
-
-
-def parse_settings(items: list[str]) -> dict[str, Any]:
-    """``--set`` items ``key=value`` as engine settings: the value as JSON, else the bare string.
-
-    >>> parse_settings(["lr=3e-4", "lr_schedule=cosine", "blur=null", 'anchor="first"'])
-    {'lr': 0.0003, 'lr_schedule': 'cosine', 'blur': None, 'anchor': 'first'}
-    """
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set takes key=value items, got {item!r}")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
 
 
 def main(argv=None) -> int:

@@ -49,6 +49,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from scwlm.cli import parse_settings
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -137,20 +139,6 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
         self.sample()
-
-
-def parse_settings(items: Sequence[str]) -> dict[str, Any]:
-    """``["hidden=8", "p=1"]`` -> ``{"hidden": 8, "p": 1}`` (``ValueError`` naming ``--set``); values
-    are read as ``scwlm fit --set`` reads them (:func:`scwlm.cli.parse_value`)."""
-    from scwlm.cli import parse_value
-
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        out[k.strip()] = parse_value(v)
-    return out
 
 
 def run_one(cells_per_time: int, *, n_times: int = 5, n_pcs: int = 30, n_dims: int = 30, n_iter: int = 30,

@@ -429,11 +429,12 @@ def test_speed_decides_compile_auto_as_for_a_long_fit(monkeypatch):
 
 
 def test_ablation_set_takes_json_values_and_bare_strings():
-    from benchmarks.ablation import main, parse_settings
+    from benchmarks.ablation import main, parse_settings  # scwlm.cli's, shared with `scwlm fit --set`
 
     assert parse_settings(["lr=3e-4", "lr_schedule=cosine", "blur=null", 'anchor="first"', "ema_warmup=true"]) == {
         "lr": 3e-4, "lr_schedule": "cosine", "blur": None, "anchor": "first", "ema_warmup": True}
-    with pytest.raises(ValueError, match="key=value"):
-        parse_settings(["lr"])
+    for bad in ("lr", "=3"):
+        with pytest.raises(ValueError, match="--set expects KEY=VALUE"):
+            parse_settings([bad])
     with pytest.raises(SystemExit):  # argparse's usage error, before anything is fitted
         main(["run", "--systems", "harmonic", "--set", "=3"])

@@ -99,6 +99,24 @@ def parse_value(text: str):
         return text
 
 
+def parse_settings(items) -> dict:
+    """``--set`` items ``KEY=VALUE`` as engine settings, each value read by :func:`parse_value`
+    (``ValueError`` naming ``--set`` for an item without ``=`` or without a key).
+
+    Examples
+    --------
+    >>> parse_settings(["hidden=8", "lr_schedule=cosine", "blur=null"])
+    {'hidden': 8, 'lr_schedule': 'cosine', 'blur': None}
+    """
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = parse_value(value)
+    return out
+
+
 def _check_out(out: str, what: str = "--out") -> Path:
     """Refuse before any work an ``--out`` that would overwrite something that is not a scwlm model."""
     path = Path(out)
@@ -237,12 +255,10 @@ def _fit(args) -> int:
     from .core.snapshots import as_snapshots, check_dtype_range
     from .mechanics import _resolve_device
 
-    config = {}
-    for item in args.set:
-        if "=" not in item:
-            raise _UsageError(f"--set expects KEY=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        config[k.strip()] = parse_value(v)
+    try:
+        config = parse_settings(args.set)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
     try:
         cfg = WLMConfig.from_kwargs(**config)
     except ValueError as exc:
